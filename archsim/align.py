@@ -1,0 +1,261 @@
+"""Needleman-Wunsch global alignment of layer sequences (Numba DP fill and traceback).
+
+Traceback rule (it decides ``matches`` and so the similarity index): from cell (n, m)
+back to (0, 0), take the diagonal step if it explains the cell's score, else the step up
+(a token of ``a`` against a gap), else the step left (a token of ``b`` against a gap).
+Rows of the DP matrix belong to ``a``, columns to ``b``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence, Union
+
+import numpy as np
+from numba import njit
+
+from .tokens import LayerSeq, letter
+
+MATCH, MISMATCH, GAP_B, GAP_A = "match", "mismatch", "gap_b", "gap_a"
+OPS = (MATCH, MISMATCH, GAP_B, GAP_A)  # gap_b: a's token against a gap in b; gap_a: the reverse
+_OP_CODES = {0: MATCH, 1: MISMATCH, 2: GAP_B, 3: GAP_A}
+
+SeqLike = Union[LayerSeq, str, Sequence[str]]
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """NW scores: the paper's +1 match, −2 mismatch, −2 (linear) gap unless told otherwise.
+
+    ``substitution`` optionally overrides the score of given token pairs (symmetric).
+    """
+
+    match: int = 1
+    mismatch: int = -2
+    gap: int = -2
+    substitution: Mapping[tuple[str, str], int] | None = field(default=None, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        for k in ("match", "mismatch", "gap"):
+            v = getattr(self, k)
+            if int(v) != v:
+                raise ValueError(f"{k} must be an integer score, got {v!r}")
+            object.__setattr__(self, k, int(v))
+
+    def table(self, vocab: Sequence[str]) -> np.ndarray:
+        """Dense score table over ``vocab`` (token ids index rows and columns)."""
+        k = len(vocab)
+        s = np.full((k, k), self.mismatch, dtype=np.int64)
+        np.fill_diagonal(s, self.match)
+        if self.substitution:
+            idx = {t: i for i, t in enumerate(vocab)}
+            for (x, y), v in self.substitution.items():
+                if x in idx and y in idx:
+                    s[idx[x], idx[y]] = s[idx[y], idx[x]] = int(v)
+        return s
+
+
+PAPER = Scoring()
+
+
+@njit(cache=True, nogil=True)
+def _fill(a, b, sub, gap):
+    n, m = a.shape[0], b.shape[0]
+    h = np.empty((n + 1, m + 1), dtype=np.int64)
+    for j in range(m + 1):
+        h[0, j] = j * gap
+    for i in range(1, n + 1):
+        h[i, 0] = i * gap
+        ai = a[i - 1]
+        for j in range(1, m + 1):
+            best = h[i - 1, j - 1] + sub[ai, b[j - 1]]
+            up = h[i - 1, j] + gap
+            if up > best:
+                best = up
+            left = h[i, j - 1] + gap
+            if left > best:
+                best = left
+            h[i, j] = best
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _traceback(h, a, b, sub, gap):
+    n, m = a.shape[0], b.shape[0]
+    ops = np.empty(n + m, dtype=np.int8)
+    cells = np.empty((n + m + 1, 2), dtype=np.int64)
+    i, j, k = n, m, 0
+    cells[0, 0] = i
+    cells[0, 1] = j
+    while i > 0 or j > 0:
+        if i > 0 and j > 0 and h[i, j] == h[i - 1, j - 1] + sub[a[i - 1], b[j - 1]]:
+            ops[k] = 0 if a[i - 1] == b[j - 1] else 1
+            i -= 1
+            j -= 1
+        elif i > 0 and h[i, j] == h[i - 1, j] + gap:
+            ops[k] = 2
+            i -= 1
+        else:
+            ops[k] = 3
+            j -= 1
+        k += 1
+        cells[k, 0] = i
+        cells[k, 1] = j
+    return ops[:k][::-1].copy(), cells[:k + 1][::-1].copy()
+
+
+def _as_tokens(x: SeqLike) -> tuple[str, ...]:
+    if isinstance(x, LayerSeq):
+        return x.tokens
+    if isinstance(x, str):
+        return tuple(x)
+    return tuple(x)
+
+
+def encode(a: SeqLike, b: SeqLike) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Token ids of both sequences over their joint vocabulary."""
+    ta, tb = _as_tokens(a), _as_tokens(b)
+    vocab = sorted(set(ta) | set(tb))
+    idx = {t: i for i, t in enumerate(vocab)}
+    return (np.fromiter((idx[t] for t in ta), np.int64, len(ta)),
+            np.fromiter((idx[t] for t in tb), np.int64, len(tb)), vocab)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """A global alignment: score, DP matrix, traceback path and the aligned token pairs."""
+
+    a: tuple[str, ...]
+    b: tuple[str, ...]
+    score: int
+    matrix: np.ndarray = field(repr=False, compare=False)
+    path: tuple[tuple[int, int], ...] = field(repr=False)
+    ops: tuple[str, ...] = field(repr=False)
+    name_a: str = "a"
+    name_b: str = "b"
+    paths_a: tuple[str, ...] = field(default=(), repr=False)
+    paths_b: tuple[str, ...] = field(default=(), repr=False)
+    scoring: Scoring = field(default=PAPER, repr=False)
+
+    @property
+    def matches(self) -> int:
+        """Aligned columns with equal tokens."""
+        return self.ops.count(MATCH)
+
+    @property
+    def mismatches(self) -> int:
+        """Aligned columns with different tokens."""
+        return self.ops.count(MISMATCH)
+
+    @property
+    def gaps(self) -> int:
+        """Columns where one sequence has a gap."""
+        return self.ops.count(GAP_A) + self.ops.count(GAP_B)
+
+    @property
+    def length(self) -> int:
+        """Number of alignment columns."""
+        return len(self.ops)
+
+    @property
+    def similarity(self) -> float:
+        """Similarity index: matches / alignment length (1.0 only for identical sequences)."""
+        return self.matches / self.length if self.length else 1.0
+
+    @property
+    def normalized_score(self) -> float:
+        """Score divided by the best possible score, ``match × max(len(a), len(b))``."""
+        top = self.scoring.match * max(len(self.a), len(self.b))
+        return self.score / top if top else 1.0
+
+    @property
+    def pairs(self) -> list[tuple[str | None, str | None, str]]:
+        """Aligned columns as ``(token_a or None, token_b or None, op)``."""
+        out = []
+        for (i0, j0), (i1, j1), op in zip(self.path, self.path[1:], self.ops):
+            out.append((self.a[i0] if i1 > i0 else None, self.b[j0] if j1 > j0 else None, op))
+        return out
+
+    def columns(self) -> list[dict]:
+        """Aligned columns with positions and module paths, for diffs and JSON."""
+        rows = []
+        for (i0, j0), (i1, j1), op in zip(self.path, self.path[1:], self.ops):
+            ia = i0 if i1 > i0 else None
+            jb = j0 if j1 > j0 else None
+            rows.append({
+                "op": op,
+                "a": None if ia is None else self.a[ia], "a_index": ia,
+                "a_path": None if ia is None or not self.paths_a else self.paths_a[ia],
+                "b": None if jb is None else self.b[jb], "b_index": jb,
+                "b_path": None if jb is None or not self.paths_b else self.paths_b[jb],
+            })
+        return rows
+
+    def to_dict(self, matrix: bool = False) -> dict:
+        """JSON-ready summary (the DP matrix only when asked)."""
+        d = {
+            "a": self.name_a, "b": self.name_b,
+            "score": int(self.score), "similarity": self.similarity,
+            "normalized_score": self.normalized_score,
+            "matches": self.matches, "mismatches": self.mismatches, "gaps": self.gaps,
+            "length": self.length,
+            "scoring": {"match": self.scoring.match, "mismatch": self.scoring.mismatch, "gap": self.scoring.gap},
+            "tokens_a": list(self.a), "tokens_b": list(self.b), "ops": self.columns(),
+        }
+        if matrix:
+            d["matrix"] = self.matrix.tolist()
+        return d
+
+    def format(self, width: int = 80) -> str:
+        """Biopython-style text: the two letter strings with ``|`` match, ``.`` mismatch, ``-`` gap."""
+        top, mid, bot = [], [], []
+        for ta, tb, op in self.pairs:
+            top.append(letter(ta) if ta is not None else "-")
+            bot.append(letter(tb) if tb is not None else "-")
+            mid.append({MATCH: "|", MISMATCH: ".", GAP_A: "-", GAP_B: "-"}[op])
+        label = max(len(self.name_a), len(self.name_b), 1)
+        lines: list[str] = []
+        ia = ib = 0
+        step = max(10, width - label - 14)
+        for s in range(0, max(len(top), 1), step):
+            ca, cm, cb = "".join(top[s:s + step]), "".join(mid[s:s + step]), "".join(bot[s:s + step])
+            lines.append(f"{self.name_a:<{label}} {ia:>5} {ca} {ia + len(ca) - ca.count('-')}")
+            lines.append(f"{'':<{label}} {s:>5} {cm}")
+            lines.append(f"{self.name_b:<{label}} {ib:>5} {cb} {ib + len(cb) - cb.count('-')}")
+            lines.append("")
+            ia += len(ca) - ca.count("-")
+            ib += len(cb) - cb.count("-")
+        return "\n".join(lines).rstrip("\n") + "\n"
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def matrix_text(self) -> str:
+        """The DP matrix as a table, traceback cells marked with ``*``."""
+        on_path = set(self.path)
+        head = ["", "-"] + [letter(t) for t in self.b]
+        rows = [head]
+        for i in range(self.matrix.shape[0]):
+            lab = "-" if i == 0 else letter(self.a[i - 1])
+            rows.append([lab, *(f"{self.matrix[i, j]}{'*' if (i, j) in on_path else ''}"
+                                for j in range(self.matrix.shape[1]))])
+        w = max(len(c) for r in rows for c in r)
+        return "\n".join(" ".join(c.rjust(w) for c in r) for r in rows) + "\n"
+
+
+def align(a: SeqLike, b: SeqLike, match: int = 1, mismatch: int = -2, gap: int = -2,
+          scoring: Scoring | None = None) -> Alignment:
+    """Globally align two layer sequences (LayerSeq, token lists, or strings of one-letter tokens)."""
+    sc = scoring if scoring is not None else Scoring(match, mismatch, gap)
+    ia, ib, vocab = encode(a, b)
+    sub = sc.table(vocab) if vocab else np.zeros((1, 1), dtype=np.int64)
+    h = _fill(ia, ib, sub, sc.gap)
+    ops, cells = _traceback(h, ia, ib, sub, sc.gap)
+    return Alignment(
+        a=_as_tokens(a), b=_as_tokens(b), score=int(h[-1, -1]), matrix=h,
+        path=tuple((int(i), int(j)) for i, j in cells), ops=tuple(_OP_CODES[int(o)] for o in ops),
+        name_a=a.name if isinstance(a, LayerSeq) else "a",
+        name_b=b.name if isinstance(b, LayerSeq) else "b",
+        paths_a=a.paths if isinstance(a, LayerSeq) else (),
+        paths_b=b.paths if isinstance(b, LayerSeq) else (),
+        scoring=sc,
+    )

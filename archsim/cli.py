@@ -1,0 +1,172 @@
+"""The ``archsim`` command line (heavy libraries are imported inside the commands)."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .errors import ArchsimError
+
+
+class _Group(click.Group):
+    """Click group that turns archsim's user errors into one line and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ArchsimError as exc:
+            click.echo(f"archsim: error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="archsim-neurn")
+def cli() -> None:
+    """Compare deep-network architectures by Needleman-Wunsch alignment of their layer sequences."""
+
+
+def _load(model: str, profile: str, as_tokens: bool, input_size: int | None, use_cache: bool):
+    from .tokens import LayerSeq
+    if as_tokens:
+        return LayerSeq(name=model, tokens=tuple(model), profile=profile, source="letters")
+    from .extract import extract
+    return extract(model, profile=profile, input_size=input_size, cache=use_cache)
+
+
+_MARK = {"match": " ", "mismatch": "~", "gap_b": "-", "gap_a": "+"}
+_COLOR = {"match": None, "mismatch": "yellow", "gap_b": "red", "gap_a": "green"}
+
+
+def _diff_lines(al, full: bool, context: int = 2) -> list[str]:
+    cols = al.columns()
+    wt = max([6] + [len(c[k] or "") for c in cols for k in ("a", "b")])
+    wp = min(36, max([0] + [len(c["a_path"] or "") for c in cols]))
+    wa = 5 + wt + (2 + wp if wp else 0)
+
+    def side(tok, path, idx):
+        if tok is None:
+            return ""
+        return f"{idx + 1:>4} {tok:<{wt}}" + (f"  {path:<{wp}}" if path else "")
+
+    def row(c):
+        left = side(c["a"], c["a_path"], c["a_index"])
+        right = side(c["b"], c["b_path"], c["b_index"])
+        text = f"{_MARK[c['op']]} {left:<{wa}}  {right}".rstrip()
+        return click.style(text, fg=_COLOR[c["op"]]) if _COLOR[c["op"]] else text
+
+    keep = [full or c["op"] != "match" for c in cols]
+    if not full:
+        diffs = [i for i, c in enumerate(cols) if c["op"] != "match"]
+        for i in diffs:
+            for k in range(max(0, i - context), min(len(cols), i + context + 1)):
+                keep[k] = True
+    header = f"  {'#':>4} {al.name_a:<{wa - 5}}  {'#':>4} {al.name_b}"
+    lines = [click.style(header, bold=True)]
+    i = 0
+    while i < len(cols):
+        if keep[i]:
+            lines.append(row(cols[i]))
+            i += 1
+            continue
+        j = i
+        while j < len(cols) and not keep[j]:
+            j += 1
+        lines.append(click.style(f"  ···  {j - i} matching layer{'s' if j - i != 1 else ''}  ···", dim=True))
+        i = j
+    return lines
+
+
+def _describe(seq) -> str:
+    size = "×".join(map(str, seq.input_size[1:])) if seq.input_size else "n/a"
+    return (f"{seq.name}: {len(seq)} layers, {seq.source}, {seq.profile} profile, "
+            f"{seq.order} order, input {size}")
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--profile", type=click.Choice(["torch", "keras"]), default="torch", show_default=True,
+              help="torch: every layer call; keras: activations folded, dropout/identity/flatten dropped.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the diff.")
+@click.option("--matrix", is_flag=True, help="Also print the DP matrix (traceback cells marked *).")
+@click.option("--tokens", "as_tokens", is_flag=True, help="A and B are literal one-letter token strings.")
+@click.option("--full", is_flag=True, help="Show every aligned layer, not only the differences.")
+@click.option("--input-size", type=int, default=None, help="Square input size (default: the model's own).")
+@click.option("--match", default=1, show_default=True, help="Match score.")
+@click.option("--mismatch", default=-2, show_default=True, help="Mismatch score.")
+@click.option("--gap", default=-2, show_default=True, help="Gap score (linear).")
+@click.option("--no-cache", is_flag=True, help="Extract afresh instead of using the token cache.")
+def compare(a, b, profile, as_json, matrix, as_tokens, full, input_size, match, mismatch, gap, no_cache):
+    """Align the layer sequences of models A and B and show where they differ.
+
+    A and B are model names (vgg16, tv:vgg16, timm:resnet50d), path/to/file.py:factory,
+    package.module:factory, or with --tokens literal strings such as CCMCCML.
+    """
+    from .align import align
+    sa = _load(a, profile, as_tokens, input_size, not no_cache)
+    sb = _load(b, profile, as_tokens, input_size, not no_cache)
+    al = align(sa, sb, match=match, mismatch=mismatch, gap=gap)
+    if as_json:
+        d = al.to_dict(matrix=matrix)
+        d["profile"] = profile
+        d["order"] = {"a": sa.order, "b": sb.order}
+        click.echo(json.dumps(d, indent=2))
+        return
+    if not as_tokens:
+        click.echo(_describe(sa))
+        click.echo(_describe(sb))
+        for w in sa.warnings + sb.warnings:
+            click.echo(click.style(f"warning: {w}", fg="yellow"), err=True)
+        click.echo()
+        for line in _diff_lines(al, full):
+            click.echo(line)
+        click.echo()
+    click.echo(al.format())
+    if matrix:
+        click.echo(al.matrix_text())
+    click.echo(f"score {al.score}   similarity {al.similarity:.4f} ({al.matches} matches / {al.length} columns)"
+               f"   mismatches {al.mismatches}   gaps {al.gaps}   normalized score {al.normalized_score:.4f}")
+
+
+@cli.command("list")
+@click.argument("pattern", default="*")
+@click.option("--source", type=click.Choice(["all", "torchvision", "timm", "archsim"]), default="all",
+              show_default=True, help="Which model source to list.")
+@click.option("--count", is_flag=True, help="Only print how many models match.")
+def list_cmd(pattern, source, count):
+    """List resolvable model names matching PATTERN (shell wildcards, e.g. 'vgg1*')."""
+    from .zoo import list_models
+    rows = list_models(pattern, source)
+    if count:
+        click.echo(len(rows))
+        return
+    for src, name in rows:
+        click.echo(f"{'tv' if src == 'torchvision' else src}:{name}")
+    click.echo(f"{len(rows)} model{'s' if len(rows) != 1 else ''}", err=True)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--profile", type=click.Choice(["torch", "keras"]), default="torch", show_default=True)
+@click.option("--input-size", type=int, default=None, help="Square input size (default: the model's own).")
+@click.option("--json", "as_json", is_flag=True, help="Print tokens and module paths as JSON.")
+def tokens(model, profile, input_size, as_json):
+    """Print the layer-token string of MODEL."""
+    seq = _load(model, profile, False, input_size, True)
+    if as_json:
+        click.echo(json.dumps({"name": seq.name, "profile": seq.profile, "order": seq.order,
+                               "source": seq.source, "tokens": list(seq.tokens), "paths": list(seq.paths),
+                               "letters": str(seq)}, indent=2))
+        return
+    click.echo(_describe(seq))
+    click.echo(str(seq))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="archsim")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Model → ``LayerSeq``: leaf-module calls recorded during one forward pass on the meta device."""
+from __future__ import annotations
+
+import warnings
+from typing import Union
+
+from .errors import ArchsimError
+from .tokens import PROFILES, LayerSeq, apply_profile, canonical
+from .zoo import ModelSpec, is_factory_reference, load_factory, resolve
+
+ModelLike = Union[str, "torch.nn.Module"]  # noqa: F821
+
+# torch.nn classes that only group other modules; they never become tokens themselves.
+_CONTAINERS = {"Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"}
+
+
+def _torch_base(module) -> str | None:
+    """Name of the torch.nn layer class ``module`` is or extends (None for custom modules)."""
+    for cls in type(module).__mro__:
+        if cls.__name__ in _CONTAINERS:
+            return None
+        if cls.__module__.startswith("torch.nn.modules"):
+            return cls.__name__
+    return None
+
+
+def token_name(module) -> str:
+    """Canonical token of a module: its class name, or the torch.nn layer class it extends.
+
+    timm's ``BatchNormAct2d`` or ``Conv2dSame`` are a ``BatchNorm2d`` and a ``Conv2d`` to
+    the alignment, so subclasses of torch.nn layers take the name of that layer.
+    """
+    return canonical(_torch_base(module) or type(module).__name__)
+
+
+def _is_token_module(module) -> bool:
+    # Leaves are layers.  A torch.nn layer subclass that also holds children (timm's
+    # BatchNormAct2d holds its activation) is a layer too, but only if it owns weights
+    # or buffers itself; composite torch.nn blocks (TransformerEncoderLayer) are not.
+    if next(module.children(), None) is None:
+        return True
+    if _torch_base(module) is None:
+        return False
+    return any(t is not None for t in (*module._parameters.values(), *module._buffers.values()))
+
+
+def _token_modules(model):
+    return [(path, m) for path, m in model.named_modules() if path and _is_token_module(m)]
+
+
+def _definition_order(model) -> tuple[list[str], list[str]]:
+    mods = _token_modules(model)
+    if not mods and next(model.children(), None) is None:
+        mods = [("", model)]
+    return [token_name(m) for _, m in mods], [p for p, _ in mods]
+
+
+def _record_forward(model, input_size: tuple[int, ...]) -> tuple[list[str], list[str]]:
+    """Run one forward pass on the meta device and record every layer call in order."""
+    import torch
+    calls: list[tuple[str, str]] = []
+    handles = []
+    mods = _token_modules(model) or [("", model)]
+    for path, m in mods:
+        tok = token_name(m)
+        handles.append(m.register_forward_pre_hook(lambda _m, _in, p=path, t=tok: calls.append((t, p))))
+    try:
+        was_training = model.training
+        model.eval()
+        x = torch.zeros((1, *input_size), device="meta")
+        with torch.no_grad(), torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if _on_meta(model):
+                model(x)
+            else:  # a user's materialized model: swap in meta tensors without copying it
+                state = {k: torch.empty_like(v, device="meta") for k, v in
+                         list(model.named_parameters()) + list(model.named_buffers())}
+                torch.func.functional_call(model, state, (x,), strict=False)
+        model.train(was_training)
+    finally:
+        for h in handles:
+            h.remove()
+    if not calls:
+        raise RuntimeError("the forward pass called no layer module")
+    return [t for t, _ in calls], [p for _, p in calls]
+
+
+def _on_meta(model) -> bool:
+    tensors = list(model.parameters()) + list(model.buffers())
+    return all(t.device.type == "meta" for t in tensors)
+
+
+def build(spec: ModelSpec):
+    """Build a named model without allocating weights (meta device), on CPU if that fails."""
+    import torch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with torch.device("meta"):
+                return spec.factory()
+        except Exception:
+            # Some constructors read values out of tensors (e.g. drop-path schedules);
+            # build those for real, then drop the weights.
+            try:
+                return spec.factory().to("meta")
+            except Exception as exc:
+                raise ArchsimError(f"{spec.qualified}: building the model failed: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+
+
+def _input_size_of(model, spec: ModelSpec | None) -> tuple[int, ...]:
+    if spec is not None and spec.input_size is not None:
+        return tuple(spec.input_size)
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+    if "input_size" in cfg:
+        return tuple(cfg["input_size"])
+    return (3, 224, 224)
+
+
+def extract(model: ModelLike, profile: str = "torch", input_size: tuple[int, ...] | int | None = None,
+            name: str | None = None, cache: bool = False) -> LayerSeq:
+    """Layer tokens of ``model`` (a name, ``file.py:factory``, ``pkg.mod:factory`` or ``nn.Module``)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if isinstance(input_size, int):
+        input_size = (3, input_size, input_size)
+    if cache and isinstance(model, str) and not is_factory_reference(model):
+        from .cache import cached_extract
+        return cached_extract(model, profile, input_size)
+    seq = _extract_torch(model, input_size, name)
+    return seq.with_profile(profile)
+
+
+def _extract_torch(model: ModelLike, input_size, name: str | None) -> LayerSeq:
+    spec = None
+    if isinstance(model, str):
+        if is_factory_reference(model):
+            module, source, label = load_factory(model), "custom", model.rpartition(":")[2]
+        else:
+            spec = resolve(model)
+            module, source, label = build(spec), spec.source, spec.name
+    else:
+        module, source, label = model, "custom", type(model).__name__
+    size = tuple(input_size) if input_size is not None else _input_size_of(module, spec)
+    order, notes = "execution", ()
+    try:
+        tokens, paths = _record_forward(module, size)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
+        notes = (f"{name or label}: forward pass on the meta device failed ({reason}); "
+                 f"tokens are in definition order",)
+        warnings.warn(notes[0], RuntimeWarning, stacklevel=3)
+        tokens, paths = _definition_order(module)
+        order = "definition"
+    return LayerSeq(name=name or label, tokens=tuple(tokens), paths=tuple(paths), profile="torch",
+                    order=order, source=source, input_size=size, warnings=notes)
+
+
+__all__ = ["extract", "build", "token_name", "apply_profile"]

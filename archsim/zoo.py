@@ -1,0 +1,158 @@
+"""Model names: listing and resolving torchvision, timm and archsim's own architectures."""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+from .errors import ModelLoadError, UnknownModelError
+
+SOURCES = ("torchvision", "timm", "archsim")
+PREFIXES = {"tv": "torchvision", "torchvision": "torchvision", "timm": "timm", "archsim": "archsim"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one named model: where it comes from and what input it expects."""
+
+    name: str
+    source: str
+    factory: Callable
+    input_size: tuple[int, int, int] | None = None  # None: ask the built model (timm)
+
+    @property
+    def qualified(self) -> str:
+        """``source:name``, unambiguous."""
+        return f"{'tv' if self.source == 'torchvision' else self.source}:{self.name}"
+
+
+@lru_cache(maxsize=None)
+def _names(source: str) -> tuple[str, ...]:
+    if source == "torchvision":
+        import torchvision.models as tvm
+        return tuple(sorted(tvm.list_models()))
+    if source == "timm":
+        import timm
+        return tuple(timm.list_models())
+    from .models import list_registered
+    return tuple(list_registered())
+
+
+def list_models(pattern: str = "*", source: str | None = None) -> list[tuple[str, str]]:
+    """``(source, name)`` pairs whose name matches the shell-style ``pattern`` (case-insensitive)."""
+    sources = SOURCES if source in (None, "all") else (PREFIXES.get(source, source),)
+    for s in sources:
+        if s not in SOURCES:
+            raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    pat = pattern.lower()
+    return [(s, n) for s in sources for n in _names(s) if fnmatch.fnmatchcase(n.lower(), pat)]
+
+
+def _torchvision_spec(name: str) -> ModelSpec:
+    import torchvision.models as tvm
+    builder = tvm.get_model_builder(name)
+    params = inspect.signature(builder).parameters
+    kwargs = {"weights": None}
+    if "weights_backbone" in params:  # never fetch ImageNet backbones for segmentation/detection
+        kwargs["weights_backbone"] = None
+    if name in ("googlenet", "inception_v3"):
+        kwargs["init_weights"] = True  # silences torchvision's FutureWarning; random init either way
+
+    def factory():
+        return builder(**kwargs)
+
+    size = 299 if name == "inception_v3" else 224
+    return ModelSpec(name, "torchvision", factory, (3, size, size))
+
+
+def _timm_spec(name: str) -> ModelSpec:
+    import timm
+
+    def factory():
+        return timm.create_model(name, pretrained=False)
+
+    return ModelSpec(name, "timm", factory, None)
+
+
+def _archsim_spec(name: str) -> ModelSpec:
+    from .models import get_registered
+    entry = get_registered(name)
+    return ModelSpec(name, "archsim", entry.factory, entry.input_size)
+
+
+_SPEC = {"torchvision": _torchvision_spec, "timm": _timm_spec, "archsim": _archsim_spec}
+
+
+def suggest(name: str, n: int = 3) -> list[str]:
+    """Close matches for a misspelt model name."""
+    bare = name.split(":", 1)[-1].lower()
+    pool = sorted({m for s in SOURCES for m in _names(s)})
+    low = {m.lower(): m for m in pool}
+    close = difflib.get_close_matches(bare, list(low), n=n, cutoff=0.6)
+    if not close:
+        close = sorted(m for m in low if m.startswith(bare[:3]))[:n]
+    return [low[c] for c in close]
+
+
+def resolve(name: str) -> ModelSpec:
+    """A ``ModelSpec`` for ``name``, ``tv:name``, ``timm:name`` or ``archsim:name`` (bare: torchvision, then timm, then archsim)."""
+    prefix, sep, bare = name.partition(":")
+    if sep and prefix in PREFIXES:
+        sources = (PREFIXES[prefix],)
+    else:
+        bare, sources = name, SOURCES
+    for s in sources:
+        if bare in _names(s):
+            return _SPEC[s](bare)
+    raise UnknownModelError(name, suggest(name))
+
+
+def is_factory_reference(model: str) -> bool:
+    """True for ``path/to/file.py:factory`` and ``package.module:factory`` strings."""
+    target, sep, attr = model.rpartition(":")
+    if not sep or not target or not attr.isidentifier() or target in PREFIXES:
+        return False
+    if target.endswith(".py") or "/" in target or os.sep in target:
+        return True
+    return all(part.isidentifier() for part in target.split("."))
+
+
+def load_factory(ref: str):
+    """Build the ``nn.Module`` named by ``file.py:factory`` or ``package.module:factory``."""
+    import torch.nn as nn
+    target, _, attr = ref.rpartition(":")
+    try:
+        if target.endswith(".py") or os.sep in target:
+            if not os.path.isfile(target):
+                raise ModelLoadError(f"{target}: no such file (expected path/to/file.py:factory)")
+            modname = "_archsim_user_" + os.path.splitext(os.path.basename(target))[0]
+            spec = importlib.util.spec_from_file_location(modname, target)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[modname] = module
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # user code: report whatever it raised, with the file
+        raise ModelLoadError(f"{target}: import failed: {type(exc).__name__}: {exc}") from exc
+    if not hasattr(module, attr):
+        raise ModelLoadError(f"{target} has no attribute {attr!r}")
+    obj = getattr(module, attr)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            built = obj if isinstance(obj, nn.Module) else obj()
+    except Exception as exc:
+        raise ModelLoadError(f"{ref}: building the model failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(built, nn.Module):
+        raise ModelLoadError(f"{ref} returned {type(built).__name__}, not a torch.nn.Module")
+    return built

@@ -1,0 +1,176 @@
+"""Architecture registry for the NeuRN benchmark: random-init networks adapted to 32x32, 10 classes.
+
+Every builder takes ``(num_classes, in_chans)`` and returns a freshly initialised ``nn.Module``
+(no pretrained weights). Stems are adapted the way CIFAR ports usually do it (stride-1 first
+convolution, no stem max-pool) so that 32x32 inputs do not shrink to nothing; the body of each
+network is the torchvision / timm implementation, unchanged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+Builder = Callable[[int, int], nn.Module]
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """One registered architecture: its builder, family (cnn / nas / vit) and a short description."""
+
+    name: str
+    family: str
+    description: str
+    build: Builder
+
+
+_ARCHS: dict[str, ArchSpec] = {}
+FAMILIES = ("cnn", "nas", "vit")
+
+
+def register_arch(name: str, family: str, description: str = "") -> Callable[[Builder], Builder]:
+    """Decorator registering ``fn(num_classes, in_chans) -> nn.Module`` under ``name``."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+
+    def deco(fn: Builder) -> Builder:
+        if name in _ARCHS:
+            raise ValueError(f"architecture {name!r} is already registered")
+        _ARCHS[name] = ArchSpec(name, family, description or (fn.__doc__ or "").strip(), fn)
+        return fn
+
+    return deco
+
+
+def list_archs(family: str | None = None) -> list[str]:
+    """Registered architecture names (optionally only one family), in registration order."""
+    return [n for n, s in _ARCHS.items() if family is None or s.family == family]
+
+
+def arch_spec(name: str) -> ArchSpec:
+    """The spec of one architecture; unknown names raise ``KeyError`` listing the valid ones."""
+    try:
+        return _ARCHS[name]
+    except KeyError:
+        raise KeyError(f"unknown architecture {name!r}; valid: {', '.join(_ARCHS)}") from None
+
+
+def create_arch(name: str, num_classes: int = 10, in_chans: int = 3) -> nn.Module:
+    """Build a randomly initialised architecture (seed torch beforehand for reproducibility)."""
+    return arch_spec(name).build(num_classes, in_chans)
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _restride(conv: nn.Conv2d, stride: int = 1, kernel_size: int | None = None,
+              in_chans: int | None = None) -> nn.Conv2d:
+    """A fresh conv like ``conv`` but with another stride (and optionally kernel / input channels)."""
+    k = kernel_size or conv.kernel_size[0]
+    return nn.Conv2d(in_chans or conv.in_channels, conv.out_channels, k, stride=stride,
+                     padding=k // 2, groups=conv.groups, bias=conv.bias is not None)
+
+
+class DigitNet(nn.Module):
+    """conv5x5(64)-ReLU-pool-conv5x5(128)-ReLU-pool-fc1024-ReLU-fc1024-ReLU-fc (Volpi et al. 2018)."""
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_chans, 64, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(128 * 5 * 5, 1024), nn.ReLU(inplace=True),
+            nn.Linear(1024, 1024), nn.ReLU(inplace=True), nn.Linear(1024, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+@register_arch("digitnet", "cnn", "the single-source digits ConvNet (Volpi et al. 2018)")
+def _digitnet(num_classes: int, in_chans: int) -> nn.Module:
+    return DigitNet(num_classes, in_chans)
+
+
+@register_arch("resnet18", "cnn", "torchvision ResNet-18, CIFAR stem (3x3/1 conv, no max-pool)")
+def _resnet18(num_classes: int, in_chans: int) -> nn.Module:
+    from torchvision.models import resnet18
+
+    m = resnet18(num_classes=num_classes)
+    m.conv1 = _restride(m.conv1, 1, kernel_size=3, in_chans=in_chans)
+    m.maxpool = nn.Identity()
+    return m
+
+
+@register_arch("vgg11_bn", "cnn", "torchvision VGG-11-BN features, 512->classes linear head (CIFAR VGG)")
+def _vgg11_bn(num_classes: int, in_chans: int) -> nn.Module:
+    from torchvision.models import vgg11_bn
+
+    m = vgg11_bn(num_classes=num_classes)
+    m.features[0] = _restride(m.features[0], 1, in_chans=in_chans)
+    # Five pools take 32x32 to 1x1: the 7x7x512 -> 4096 ImageNet head would be 98% of the weights.
+    m.avgpool = nn.Identity()
+    m.classifier = nn.Linear(512, num_classes)
+    return m
+
+
+@register_arch("densenet_cifar", "cnn",
+               "torchvision DenseNet, DenseNet-121 blocks (6,12,24,16) with growth 12, CIFAR stem")
+def _densenet_cifar(num_classes: int, in_chans: int) -> nn.Module:
+    from torchvision.models import DenseNet
+
+    m = DenseNet(growth_rate=12, block_config=(6, 12, 24, 16), num_init_features=24,
+                 num_classes=num_classes)
+    m.features.conv0 = _restride(m.features.conv0, 1, kernel_size=3, in_chans=in_chans)
+    m.features.pool0 = nn.Identity()
+    return m
+
+
+@register_arch("mobilenet_v2", "nas", "torchvision MobileNetV2, stride-1 stem")
+def _mobilenet_v2(num_classes: int, in_chans: int) -> nn.Module:
+    from torchvision.models import mobilenet_v2
+
+    m = mobilenet_v2(num_classes=num_classes)
+    m.features[0][0] = _restride(m.features[0][0], 1, in_chans=in_chans)
+    return m
+
+
+@register_arch("mnasnet1_0", "nas", "torchvision MNASNet-1.0 (NAS-derived), stride-1 stem")
+def _mnasnet(num_classes: int, in_chans: int) -> nn.Module:
+    from torchvision.models import mnasnet1_0
+
+    m = mnasnet1_0(num_classes=num_classes)
+    m.layers[0] = _restride(m.layers[0], 1, in_chans=in_chans)
+    return m
+
+
+@register_arch("efficientnet_b0", "nas", "torchvision EfficientNet-B0 (NAS-derived), stride-1 stem")
+def _efficientnet_b0(num_classes: int, in_chans: int) -> nn.Module:
+    from torchvision.models import efficientnet_b0
+
+    m = efficientnet_b0(num_classes=num_classes)
+    m.features[0][0] = _restride(m.features[0][0], 1, in_chans=in_chans)
+    return m
+
+
+@register_arch("regnetx_002", "nas", "timm RegNetX-200MF (design-space search), stride-1 stem")
+def _regnetx_002(num_classes: int, in_chans: int) -> nn.Module:
+    import timm
+
+    m = timm.create_model("regnetx_002", pretrained=False, num_classes=num_classes, in_chans=in_chans)
+    m.stem.conv = _restride(m.stem.conv, 1)
+    return m
+
+
+@register_arch("vit_p4", "vit", "timm VisionTransformer, 32x32 / patch 4 (64 tokens), dim 192, depth 6, 3 heads")
+def _vit_p4(num_classes: int, in_chans: int) -> nn.Module:
+    from timm.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(img_size=32, patch_size=4, in_chans=in_chans, num_classes=num_classes,
+                             embed_dim=192, depth=6, num_heads=3, mlp_ratio=2.0)
