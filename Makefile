@@ -23,7 +23,7 @@ test: $(STAMP)
 
 # Regenerate tests/golden/*.txt after an intentional tokenizer change; review the diff.
 golden: $(STAMP)
-	$(PY) -m tests.golden.regenerate
+	$(PY) tests/golden/regenerate.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -103,6 +103,62 @@ def _traceback(h, a, b, sub, gap):
     return ops[:k][::-1].copy(), cells[:k + 1][::-1].copy()
 
 
+@njit(cache=True, nogil=True)
+def _stats(a, b, sub, gap):
+    """Score, matches and alignment length of the traceback path, in O(m) memory.
+
+    Each cell carries the counts of the path the traceback rule would take from it,
+    so the result equals ``align`` without storing the DP matrix.
+    """
+    n, m = a.shape[0], b.shape[0]
+    h = np.empty(m + 1, dtype=np.int64)
+    mt = np.zeros(m + 1, dtype=np.int64)
+    ln = np.empty(m + 1, dtype=np.int64)
+    for j in range(m + 1):
+        h[j] = j * gap
+        ln[j] = j
+    for i in range(1, n + 1):
+        diag_h, diag_m, diag_l = h[0], mt[0], ln[0]
+        h[0] = i * gap
+        mt[0] = 0
+        ln[0] = i
+        ai = a[i - 1]
+        for j in range(1, m + 1):
+            up_h, up_m, up_l = h[j], mt[j], ln[j]
+            s = sub[ai, b[j - 1]]
+            d = diag_h + s
+            u = up_h + gap
+            lf = h[j - 1] + gap
+            best = d
+            if u > best:
+                best = u
+            if lf > best:
+                best = lf
+            if best == d:
+                nm = diag_m + (1 if ai == b[j - 1] else 0)
+                nl = diag_l + 1
+            elif best == u:
+                nm = up_m
+                nl = up_l + 1
+            else:
+                nm = mt[j - 1]
+                nl = ln[j - 1] + 1
+            diag_h, diag_m, diag_l = up_h, up_m, up_l
+            h[j] = best
+            mt[j] = nm
+            ln[j] = nl
+    return h[m], mt[m], ln[m]
+
+
+def align_stats(a: SeqLike, b: SeqLike, scoring: Scoring | None = None) -> tuple[int, int, int]:
+    """``(score, matches, length)`` of ``align(a, b)`` without building the DP matrix."""
+    sc = scoring if scoring is not None else PAPER
+    ia, ib, vocab = encode(a, b)
+    sub = sc.table(vocab) if vocab else np.zeros((1, 1), dtype=np.int64)
+    s, mt, ln = _stats(ia, ib, sub, sc.gap)
+    return int(s), int(mt), int(ln)
+
+
 def _as_tokens(x: SeqLike) -> tuple[str, ...]:
     if isinstance(x, LayerSeq):
         return x.tokens

@@ -26,10 +26,11 @@ def cli() -> None:
     """Compare deep-network architectures by Needleman-Wunsch alignment of their layer sequences."""
 
 
-def _load(model: str, profile: str, as_tokens: bool, input_size: int | None, use_cache: bool):
+def _load(model: str, profile: str, as_tokens: bool, input_size: int | None, use_cache: bool,
+          label: str = "a"):
     from .tokens import LayerSeq
     if as_tokens:
-        return LayerSeq(name=model, tokens=tuple(model), profile=profile, source="letters")
+        return LayerSeq(name=label, tokens=tuple(model), profile=profile, source="letters")
     from .extract import extract
     return extract(model, profile=profile, input_size=input_size, cache=use_cache)
 
@@ -105,7 +106,7 @@ def compare(a, b, profile, as_json, matrix, as_tokens, full, input_size, match, 
     """
     from .align import align
     sa = _load(a, profile, as_tokens, input_size, not no_cache)
-    sb = _load(b, profile, as_tokens, input_size, not no_cache)
+    sb = _load(b, profile, as_tokens, input_size, not no_cache, label="b")
     al = align(sa, sb, match=match, mismatch=mismatch, gap=gap)
     if as_json:
         d = al.to_dict(matrix=matrix)

@@ -1,6 +1,7 @@
 """Model → ``LayerSeq``: leaf-module calls recorded during one forward pass on the meta device."""
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Union
 
@@ -58,14 +59,17 @@ def _definition_order(model) -> tuple[list[str], list[str]]:
 def _record_forward(model, input_size: tuple[int, ...]) -> tuple[list[str], list[str]]:
     """Run one forward pass on the meta device and record every layer call in order."""
     import torch
+    if _has_lazy(model):
+        # Lazy layers learn their shapes from a first real call: make it on a CPU copy.
+        model = _materialized(model, input_size)
     calls: list[tuple[str, str]] = []
     handles = []
     mods = _token_modules(model) or [("", model)]
     for path, m in mods:
         tok = token_name(m)
         handles.append(m.register_forward_pre_hook(lambda _m, _in, p=path, t=tok: calls.append((t, p))))
+    was_training = model.training
     try:
-        was_training = model.training
         model.eval()
         x = torch.zeros((1, *input_size), device="meta")
         with torch.no_grad(), torch.device("meta"), warnings.catch_warnings():
@@ -76,13 +80,26 @@ def _record_forward(model, input_size: tuple[int, ...]) -> tuple[list[str], list
                 state = {k: torch.empty_like(v, device="meta") for k, v in
                          list(model.named_parameters()) + list(model.named_buffers())}
                 torch.func.functional_call(model, state, (x,), strict=False)
-        model.train(was_training)
     finally:
+        model.train(was_training)
         for h in handles:
             h.remove()
     if not calls:
         raise RuntimeError("the forward pass called no layer module")
     return [t for t, _ in calls], [p for _, p in calls]
+
+
+def _materialized(model, input_size):
+    import torch
+    twin = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        twin(torch.zeros((1, *input_size)))
+    return twin
+
+
+def _has_lazy(model) -> bool:
+    from torch.nn.parameter import UninitializedParameter
+    return any(isinstance(p, UninitializedParameter) for p in model.parameters())
 
 
 def _on_meta(model) -> bool:

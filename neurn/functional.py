@@ -38,17 +38,44 @@ def _box_sum(x: torch.Tensor, k: int) -> torch.Tensor:
     """Sum over every k×k window (valid positions) with two 1-D running sums: O(H·W) for any k."""
     for dim in (-1, -2):
         c = torch.cumsum(x, dim=dim)
-        zero = torch.zeros_like(c.narrow(dim, 0, 1))
-        c = torch.cat([zero, c], dim=dim)
-        n = c.shape[dim] - k
-        x = c.narrow(dim, k, n) - c.narrow(dim, 0, n)
+        n = c.shape[dim] - k + 1
+        out = torch.empty_like(c.narrow(dim, 0, n))
+        # window i = c[i+k-1] - c[i-1] with c[-1] = 0, written into out to avoid a padded copy of c
+        out.narrow(dim, 0, 1).copy_(c.narrow(dim, k - 1, 1))
+        torch.sub(c.narrow(dim, k, n - 1), c.narrow(dim, 0, n - 1), out=out.narrow(dim, 1, n - 1))
+        x = out
     return x
 
 
-def _safe_sqrt(var: torch.Tensor, floor: torch.Tensor | float = 0.0) -> torch.Tensor:
-    """sqrt(var) where var > floor else 0, with a 0 (not NaN/inf) gradient in flat windows."""
-    positive = var > floor
-    return torch.where(positive, torch.sqrt(torch.where(positive, var, torch.ones_like(var))), torch.zeros_like(var))
+def _box_sum_adjoint(g: torch.Tensor, k: int) -> torch.Tensor:
+    """Transpose of ``_box_sum``: spread each window's value back over its k×k cells ("full" box sum)."""
+    return _box_sum(F.pad(g, (k - 1, k - 1, k - 1, k - 1)), k)
+
+
+class _WindowStd(torch.autograd.Function):
+    """Population std of every valid k×k window of a padded tensor, with a hand-written O(H·W) backward."""
+
+    @staticmethod
+    def forward(ctx, xp: torch.Tensor, k: int, floor: torch.Tensor) -> torch.Tensor:
+        area = float(k * k)
+        mean = _box_sum(xp, k).div_(area)
+        var = _box_sum(xp * xp, k).div_(area).sub_(mean * mean)
+        # At or below the rounding-error floor of the running sums a window is flat: exactly 0.
+        flat = var <= floor
+        std = var.clamp_min_(0).sqrt_().masked_fill_(flat, 0.0)
+        ctx.k = k
+        ctx.save_for_backward(xp, mean, std)
+        return std
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        xp, mean, std = ctx.saved_tensors
+        k = ctx.k
+        # d std/d var = 1/(2 std); flat windows get 0 instead of inf so nothing turns NaN.
+        g_var = (g / (2 * std)).masked_fill_(std == 0, 0.0)
+        # d var_w/d x_p = (2/k²)(x_p − mean_w) summed over the windows w that contain p.
+        grad = xp * _box_sum_adjoint(g_var, k) - _box_sum_adjoint(g_var * mean, k)
+        return grad.mul_(2.0 / (k * k)), None, None
 
 
 def _normalise(std: torch.Tensor, eps: float, max_over: str) -> torch.Tensor:
@@ -64,16 +91,14 @@ def local_std(x: torch.Tensor, kernel_size: int = 3, padding: str = "zeros") -> 
     k = kernel_size
     # Running sums lose ~eps·(H+W) relative precision, so accumulate in float64 whatever the input.
     xp = pad_same(x, k, padding).to(torch.float64)
-    # Variance is shift invariant; removing each channel's mean keeps E[x²]−E[x]² from cancelling
-    # (shift after padding so zero padding still means "zero").
-    xp = xp - xp.detach().mean(dim=(2, 3), keepdim=True)
-    sq = xp * xp
-    sums = _box_sum(torch.cat([xp, sq], dim=1), k) / float(k * k)
-    mean, mean_sq = sums.chunk(2, dim=1)
-    # Anything below the rounding-error bound of the running sums is a flat window, i.e. exactly 0.
-    eps64 = torch.finfo(torch.float64).eps
-    floor = 8 * eps64 * (xp.shape[-1] + xp.shape[-2]) * sq.detach().amax(dim=(2, 3), keepdim=True)
-    return _safe_sqrt(mean_sq - mean * mean, floor).to(x.dtype)
+    with torch.no_grad():
+        # Variance is shift invariant; removing each channel's mean stops E[x²]−E[x]² cancelling
+        # (shifted after padding, so zero padding still means "zero").
+        shift = xp.mean(dim=(2, 3), keepdim=True)
+        peak_sq = (xp - shift).square_().amax(dim=(2, 3), keepdim=True)
+        floor = peak_sq.mul_(8 * torch.finfo(torch.float64).eps * (xp.shape[-1] + xp.shape[-2]))
+    std = _WindowStd.apply(xp - shift, k, floor)
+    return std.to(x.dtype)
 
 
 def neurn(
@@ -102,4 +127,4 @@ def neurn_reference(
     patches = F.unfold(pad_same(x, k, padding), kernel_size=k)  # (N, C·k², H·W)
     patches = patches.view(n, c, k * k, h, w)
     var = patches.var(dim=2, unbiased=False)
-    return _normalise(_safe_sqrt(var), eps, max_over)
+    return _normalise(var.sqrt(), eps, max_over)
