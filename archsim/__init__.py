@@ -20,6 +20,10 @@ _EXPORTS = {
     "list_models": "zoo", "resolve": "zoo",
     "ArchsimError": "errors", "UnknownModelError": "errors", "ModelLoadError": "errors",
     "cached_extract": "cache",
+    "similarity_matrix": "similarity", "correlation": "similarity", "cluster_order": "similarity",
+    "linkage": "similarity", "load_sequences": "similarity",
+    "preset": "presets", "list_presets": "presets", "PresetEntry": "presets", "register_preset": "presets",
+    "figure6": "plot",
 }
 __all__ = sorted(_EXPORTS)
 

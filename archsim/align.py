@@ -8,6 +8,7 @@ Rows of the DP matrix belong to ``a``, columns to ``b``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Mapping, Sequence, Union
 
 import numpy as np
@@ -17,7 +18,6 @@ from .tokens import LayerSeq, letter
 
 MATCH, MISMATCH, GAP_B, GAP_A = "match", "mismatch", "gap_b", "gap_a"
 OPS = (MATCH, MISMATCH, GAP_B, GAP_A)  # gap_b: a's token against a gap in b; gap_a: the reverse
-_OP_CODES = {0: MATCH, 1: MISMATCH, 2: GAP_B, 3: GAP_A}
 
 SeqLike = Union[LayerSeq, str, Sequence[str]]
 
@@ -58,40 +58,81 @@ PAPER = Scoring()
 
 
 @njit(cache=True, nogil=True)
+def _row(prev, cur, srow, gap, first):
+    """One DP row: diagonal/vertical moves (vectorizable), then horizontal ones as a running max."""
+    m = cur.shape[0] - 1
+    for j in range(1, m + 1):
+        d = prev[j - 1] + srow[j - 1]
+        u = prev[j] + gap
+        cur[j] = d if d >= u else u
+    run = first
+    cur[0] = first
+    for j in range(1, m + 1):
+        run = max(run + gap, cur[j])
+        cur[j] = run
+
+
+@njit(cache=True, nogil=True)
+def _profile(b, sub):
+    # Score of every token against all of b, contiguous per token (no gathers in the row loop).
+    prof = np.empty((sub.shape[0], b.shape[0]), dtype=np.int32)
+    for t in range(sub.shape[0]):
+        for j in range(b.shape[0]):
+            prof[t, j] = sub[t, b[j]]
+    return prof
+
+
+@njit(cache=True, nogil=True)
 def _fill(a, b, sub, gap):
+    """The full (n+1)×(m+1) DP matrix."""
     n, m = a.shape[0], b.shape[0]
-    h = np.empty((n + 1, m + 1), dtype=np.int64)
+    g = np.int32(gap)
+    prof = _profile(b, sub)
+    h = np.empty((n + 1, m + 1), dtype=np.int32)
     for j in range(m + 1):
-        h[0, j] = j * gap
+        h[0, j] = j * g
     for i in range(1, n + 1):
-        h[i, 0] = i * gap
-        ai = a[i - 1]
-        for j in range(1, m + 1):
-            best = h[i - 1, j - 1] + sub[ai, b[j - 1]]
-            up = h[i - 1, j] + gap
-            if up > best:
-                best = up
-            left = h[i, j - 1] + gap
-            if left > best:
-                best = left
-            h[i, j] = best
+        _row(h[i - 1], h[i], prof[a[i - 1]], g, np.int32(i) * g)
     return h
 
 
 @njit(cache=True, nogil=True)
-def _traceback(h, a, b, sub, gap):
+def _align(a, b, sub, gap):
+    """Score and traceback (op codes, path cells) storing one direction byte per cell.
+
+    Directions follow the documented rule: diagonal if it explains the score, else up, else left.
+    """
     n, m = a.shape[0], b.shape[0]
+    g = np.int32(gap)
+    prof = _profile(b, sub)
+    dirs = np.empty((n + 1, m + 1), dtype=np.int8)
+    prev = np.empty(m + 1, dtype=np.int32)
+    cur = np.empty(m + 1, dtype=np.int32)
+    for j in range(m + 1):
+        prev[j] = j * g
+        dirs[0, j] = 2
+    for i in range(1, n + 1):
+        srow = prof[a[i - 1]]
+        _row(prev, cur, srow, g, np.int32(i) * g)
+        drow = dirs[i]
+        drow[0] = 1
+        for j in range(1, m + 1):
+            c = cur[j]
+            drow[j] = 0 if c == prev[j - 1] + srow[j - 1] else (1 if c == prev[j] + g else 2)
+        prev, cur = cur, prev
+    score = prev[m]
     ops = np.empty(n + m, dtype=np.int8)
-    cells = np.empty((n + m + 1, 2), dtype=np.int64)
+    cells = np.empty((n + m + 1, 2), dtype=np.int32)
     i, j, k = n, m, 0
     cells[0, 0] = i
     cells[0, 1] = j
     while i > 0 or j > 0:
-        if i > 0 and j > 0 and h[i, j] == h[i - 1, j - 1] + sub[a[i - 1], b[j - 1]]:
+        d = dirs[i, j]
+        if d == 0:
             ops[k] = 0 if a[i - 1] == b[j - 1] else 1
             i -= 1
             j -= 1
-        elif i > 0 and h[i, j] == h[i - 1, j] + gap:
+        elif d == 1:
             ops[k] = 2
             i -= 1
         else:
@@ -100,7 +141,7 @@ def _traceback(h, a, b, sub, gap):
         k += 1
         cells[k, 0] = i
         cells[k, 1] = j
-    return ops[:k][::-1].copy(), cells[:k + 1][::-1].copy()
+    return score, ops[:k][::-1].copy(), cells[:k + 1][::-1].copy()
 
 
 @njit(cache=True, nogil=True)
@@ -162,13 +203,11 @@ def align_stats(a: SeqLike, b: SeqLike, scoring: Scoring | None = None) -> tuple
 def _as_tokens(x: SeqLike) -> tuple[str, ...]:
     if isinstance(x, LayerSeq):
         return x.tokens
-    if isinstance(x, str):
-        return tuple(x)
     return tuple(x)
 
 
 def encode(a: SeqLike, b: SeqLike) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Token ids of both sequences over their joint vocabulary."""
+    """Token ids of both sequences over their joint (sorted) vocabulary."""
     ta, tb = _as_tokens(a), _as_tokens(b)
     vocab = sorted(set(ta) | set(tb))
     idx = {t: i for i, t in enumerate(vocab)}
@@ -176,41 +215,61 @@ def encode(a: SeqLike, b: SeqLike) -> tuple[np.ndarray, np.ndarray, list[str]]:
             np.fromiter((idx[t] for t in tb), np.int64, len(tb)), vocab)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Alignment:
-    """A global alignment: score, DP matrix, traceback path and the aligned token pairs."""
+    """A global alignment: score, DP matrix, traceback path and the aligned token pairs.
+
+    ``matrix`` is computed on first access (the traceback itself only keeps one
+    direction byte per cell), so aligning many long pairs stays cheap.
+    """
 
     a: tuple[str, ...]
     b: tuple[str, ...]
     score: int
-    matrix: np.ndarray = field(repr=False, compare=False)
-    path: tuple[tuple[int, int], ...] = field(repr=False)
-    ops: tuple[str, ...] = field(repr=False)
+    opcodes: np.ndarray = field(repr=False)  # int8: 0 match, 1 mismatch, 2 gap_b, 3 gap_a
+    cells: np.ndarray = field(repr=False)  # (length+1, 2) traceback cells from (0, 0) to (n, m)
     name_a: str = "a"
     name_b: str = "b"
     paths_a: tuple[str, ...] = field(default=(), repr=False)
     paths_b: tuple[str, ...] = field(default=(), repr=False)
     scoring: Scoring = field(default=PAPER, repr=False)
 
+    @cached_property
+    def matrix(self) -> np.ndarray:
+        """The (n+1)×(m+1) DP matrix (rows: ``a``, columns: ``b``)."""
+        ia, ib, vocab = encode(self.a, self.b)
+        sub = self.scoring.table(vocab) if vocab else np.zeros((1, 1), dtype=np.int64)
+        return _fill(ia, ib, sub, self.scoring.gap)
+
+    @cached_property
+    def path(self) -> tuple[tuple[int, int], ...]:
+        """Traceback cells from (0, 0) to (n, m)."""
+        return tuple(map(tuple, self.cells.tolist()))
+
+    @cached_property
+    def ops(self) -> tuple[str, ...]:
+        """One op per alignment column: match, mismatch, gap_b (a vs gap) or gap_a (gap vs b)."""
+        return tuple(OPS[o] for o in self.opcodes.tolist())
+
     @property
     def matches(self) -> int:
         """Aligned columns with equal tokens."""
-        return self.ops.count(MATCH)
+        return int(np.count_nonzero(self.opcodes == 0))
 
     @property
     def mismatches(self) -> int:
         """Aligned columns with different tokens."""
-        return self.ops.count(MISMATCH)
+        return int(np.count_nonzero(self.opcodes == 1))
 
     @property
     def gaps(self) -> int:
         """Columns where one sequence has a gap."""
-        return self.ops.count(GAP_A) + self.ops.count(GAP_B)
+        return int(np.count_nonzero(self.opcodes >= 2))
 
     @property
     def length(self) -> int:
         """Number of alignment columns."""
-        return len(self.ops)
+        return int(self.opcodes.shape[0])
 
     @property
     def similarity(self) -> float:
@@ -304,11 +363,9 @@ def align(a: SeqLike, b: SeqLike, match: int = 1, mismatch: int = -2, gap: int =
     sc = scoring if scoring is not None else Scoring(match, mismatch, gap)
     ia, ib, vocab = encode(a, b)
     sub = sc.table(vocab) if vocab else np.zeros((1, 1), dtype=np.int64)
-    h = _fill(ia, ib, sub, sc.gap)
-    ops, cells = _traceback(h, ia, ib, sub, sc.gap)
+    score, opcodes, cells = _align(ia, ib, sub, sc.gap)
     return Alignment(
-        a=_as_tokens(a), b=_as_tokens(b), score=int(h[-1, -1]), matrix=h,
-        path=tuple((int(i), int(j)) for i, j in cells), ops=tuple(_OP_CODES[int(o)] for o in ops),
+        a=_as_tokens(a), b=_as_tokens(b), score=int(score), opcodes=opcodes, cells=cells,
         name_a=a.name if isinstance(a, LayerSeq) else "a",
         name_b=b.name if isinstance(b, LayerSeq) else "b",
         paths_a=a.paths if isinstance(a, LayerSeq) else (),

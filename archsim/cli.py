@@ -164,6 +164,69 @@ def tokens(model, profile, input_size, as_json):
     click.echo(str(seq))
 
 
+@cli.command()
+@click.argument("models", nargs=-1)
+@click.option("--preset", "preset_name", default=None, help="A named model list instead of MODELS (e.g. paper44).")
+@click.option("--metric", type=click.Choice(["similarity", "correlation"]), default="similarity", show_default=True,
+              help="similarity: NW matches / alignment length; correlation: Pearson correlation of its rows.")
+@click.option("--cluster", is_flag=True, help="Order rows/columns by hierarchical clustering.")
+@click.option("--profile", type=click.Choice(["torch", "keras"]), default=None,
+              help="Tokenize every model this way (default: torch, or each preset entry's own profile).")
+@click.option("-o", "--output", "outdir", default=".", show_default=True, help="Directory for the CSV and heatmap.")
+@click.option("--no-cache", is_flag=True, help="Extract afresh instead of using the token cache.")
+def matrix(models, preset_name, metric, cluster, profile, outdir, no_cache):
+    """Pairwise similarity (or correlation) matrix of MODELS or --preset NAME: CSV + heatmap (PNG, PDF)."""
+    from pathlib import Path
+
+    from .cache import atomic_write_text
+    from .errors import ArchsimError
+    from .presets import list_presets, preset
+    if bool(models) == bool(preset_name):
+        raise ArchsimError("give either MODEL names or --preset NAME "
+                           f"(presets: {', '.join(list_presets())})")
+    if models and len(models) < 2:
+        raise ArchsimError("a matrix needs at least two models")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plot import heatmap, save_figure
+    from .similarity import correlation, similarity_matrix
+    items = preset(preset_name) if preset_name else list(models)
+    df = similarity_matrix(items, profile=profile, cache=not no_cache)
+    if metric == "correlation":
+        df = correlation(df)
+    if cluster:
+        from .similarity import cluster_order, reorder
+        df = reorder(df, cluster_order(df))
+    stem = Path(outdir) / f"{preset_name or 'matrix'}_{metric}{'_clustered' if cluster else ''}"
+    csv = stem.with_name(stem.name + ".csv")
+    atomic_write_text(csv, df.to_csv(float_format="%.6f"))
+    fig = heatmap(df, title=f"{metric}{' (clustered)' if cluster else ''}, {len(df)} models")
+    paths = [csv, *save_figure(fig, stem)]
+    plt.close(fig)
+    click.echo(f"{len(df)}×{len(df)} {metric} matrix")
+    for p in paths:
+        click.echo(f"wrote {p}")
+
+
+@cli.command()
+@click.option("-o", "--output", "outdir", default="figures", show_default=True, help="Directory for the panels.")
+@click.option("--no-cache", is_flag=True, help="Extract afresh instead of using the token cache.")
+def figures(outdir, no_cache):
+    """Regenerate every panel of the paper's Figure 6 (paper44 heatmaps, VGG zoom, DP matrices)."""
+    import time
+    t0 = time.perf_counter()
+    import matplotlib
+    matplotlib.use("Agg")
+
+    from .plot import figure6
+    paths = figure6(outdir, cache=not no_cache)
+    for p in paths:
+        click.echo(f"wrote {p}")
+    click.echo(f"{len(paths)} files in {time.perf_counter() - t0:.1f} s", err=True)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="archsim")

@@ -45,11 +45,13 @@ class NASNetAMobile(nn.Module):
         x_conv0 = self.conv0(x)
         x_stem_0 = self.cell_stem_0(x_conv0)
         x_stem_1 = self.cell_stem_1(x_conv0, x_stem_0)
-        # Every cell reads the two previous cell outputs; a reduction cell's output is
-        # followed by a FirstCell that takes the pre-reduction output as its "previous".
+        # Every cell reads the two previous outputs, except that the FirstCell after a
+        # reduction cell takes the reduction cell's own "previous" input (as in the paper).
+        from timm.models.nasnet import ReductionCell0, ReductionCell1
         prev, cur = x_stem_0, x_stem_1
         for cell in self.cells:
-            prev, cur = cur, cell(cur, prev)
+            out = cell(cur, prev)
+            prev, cur = (prev, out) if isinstance(cell, (ReductionCell0, ReductionCell1)) else (cur, out)
         x = self.act(cur)
         return self.last_linear(self.dropout(self.flatten(self.global_pool(x))))
 

@@ -1,0 +1,285 @@
+"""Figures: similarity/correlation heatmaps, aligned layer strips, NW DP matrices and the Figure 6 set."""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .align import GAP_A, GAP_B, MATCH, Alignment, align
+from .tokens import LayerSeq, letter
+
+# The token strings printed in the paper's Figure 6 (VGG16/VGG19 from Keras, VGG11 from PyTorch).
+PAPER_TOKENS = {
+    "VGG16": "CCMCCMCCCMCCCMCCCMLLL",
+    "VGG19": "CCMCCMCCCCMCCCCMCCCCMLLL",
+    "VGG11": "CRMCRMCRCRMCRCRMCRCRMALRDLRDL",
+}
+# Panel (c): rows × columns of each DP matrix, as in the paper.
+DP_PAIRS = (("VGG16", "VGG11"), ("VGG16", "VGG19"), ("VGG19", "VGG11"))
+VGG_LABELS = ("vgg16", "vgg19", "vgg11")  # their labels in the paper44 preset
+
+FORMATS = ("png", "pdf")
+DPI = 200
+_RC = {"font.size": 9, "axes.titlesize": 11, "axes.labelsize": 10, "pdf.fonttype": 42,
+       "font.family": "DejaVu Sans"}
+
+# Fixed colours for common layer types so strips read the same in every panel.
+_TOKEN_COLORS = {"Conv2d": "#4C72B0", "ReLU": "#DD8452", "MaxPool2d": "#55A868", "Linear": "#8172B3",
+                 "Dropout": "#937860", "AdaptiveAvgPool2d": "#DA8BC3", "BatchNorm2d": "#8C8C8C",
+                 "Flatten": "#CCB974", "Identity": "#64B5CD"}
+_DIFF = "#D62728"
+
+
+def _mpl():
+    import matplotlib
+    import matplotlib.pyplot as plt
+    return matplotlib, plt
+
+
+def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, dpi: int = DPI) -> list[Path]:
+    """Write ``fig`` as ``stem.png``/``stem.pdf`` atomically (temp file + rename); returns the paths."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for fmt in formats:
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", pad_inches=0.15)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        out.append(path)
+    return out
+
+
+def _metric_style(df) -> dict:
+    if df.attrs.get("metric") == "correlation":
+        return {"vmin": -1.0, "vmax": 1.0, "cmap": "RdBu_r", "center": 0.0, "label": "correlation similarity"}
+    return {"vmin": 0.0, "vmax": 1.0, "cmap": "viridis", "center": None, "label": "similarity index"}
+
+
+def heatmap(df, title: str | None = None, ax=None, annot: bool | None = None):
+    """Heatmap of a similarity or correlation DataFrame; every row/column labelled (readable at 44)."""
+    import seaborn as sns
+    matplotlib, plt = _mpl()
+    n = len(df)
+    st = _metric_style(df)
+    annot = n <= 12 if annot is None else annot
+    with matplotlib.rc_context(_RC):
+        if ax is None:
+            side = min(4.0 + 0.24 * n, 16.0)
+            fig, ax = plt.subplots(figsize=(side + 1.6, side))
+        else:
+            fig = ax.figure
+        sns.heatmap(df, ax=ax, vmin=st["vmin"], vmax=st["vmax"], cmap=st["cmap"], center=st["center"],
+                    square=True, xticklabels=True, yticklabels=True, annot=annot, fmt=".2f",
+                    annot_kws={"size": 8}, linewidths=0.3 if n <= 60 else 0, linecolor="white",
+                    cbar_kws={"label": st["label"], "shrink": 0.6})
+        fs = 9 if n <= 30 else (7.5 if n <= 60 else 5)
+        ax.set_xticklabels(ax.get_xticklabels(), rotation=90, fontsize=fs)
+        ax.set_yticklabels(ax.get_yticklabels(), rotation=0, fontsize=fs)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        if title:
+            ax.set_title(title, pad=10)
+    return fig
+
+
+def clustermap(df, title: str | None = None):
+    """Hierarchically clustered heatmap with dendrograms (average linkage on 1 − value)."""
+    import seaborn as sns
+    from .similarity import linkage
+    matplotlib, plt = _mpl()
+    st = _metric_style(df)
+    z = linkage(df)
+    n = len(df)
+    side = min(5.0 + 0.24 * n, 17.0)
+    fs = 9 if n <= 30 else (7.5 if n <= 60 else 5)
+    with matplotlib.rc_context(_RC):
+        g = sns.clustermap(df, row_linkage=z, col_linkage=z, vmin=st["vmin"], vmax=st["vmax"], cmap=st["cmap"],
+                           center=st["center"], xticklabels=True, yticklabels=True, figsize=(side, side),
+                           dendrogram_ratio=0.12, linewidths=0.3 if n <= 60 else 0, linecolor="white",
+                           cbar_kws={"label": st["label"]}, cbar_pos=(0.02, 0.83, 0.025, 0.14))
+        g.ax_heatmap.set_xticklabels(g.ax_heatmap.get_xticklabels(), rotation=90, fontsize=fs)
+        g.ax_heatmap.set_yticklabels(g.ax_heatmap.get_yticklabels(), rotation=0, fontsize=fs)
+        g.ax_heatmap.set_xlabel("")
+        g.ax_heatmap.set_ylabel("")
+        if title:
+            g.figure.suptitle(title, y=1.01)
+    return g.figure
+
+
+def differing_layers(al: Alignment) -> Counter:
+    """How often each layer type sits in a non-matching column (either side)."""
+    c: Counter = Counter()
+    for ta, tb, op in al.pairs:
+        if op == MATCH:
+            continue
+        for t in (ta, tb):
+            if t is not None:
+                c[t] += 1
+    return c
+
+
+def _diff_text(al: Alignment) -> str:
+    parts = [f"{n}× {t}" for t, n in differing_layers(al).most_common()]
+    return "differs in: " + (", ".join(parts) if parts else "nothing")
+
+
+def alignment_strip(al: Alignment, ax, title: str | None = None) -> None:
+    """Draw an alignment as two rows of layer boxes; mismatches and gaps highlighted in red."""
+    from matplotlib.patches import Rectangle
+    cols = al.pairs
+    for x, (ta, tb, op) in enumerate(cols):
+        if op != MATCH:  # the column band makes each difference visible at a glance
+            ax.add_patch(Rectangle((x - 0.5, -0.62), 1.0, 2.24, color=_DIFF, alpha=0.13, lw=0, zorder=0))
+        for y, tok in ((1, ta), (0, tb)):
+            if tok is None:
+                ax.text(x, y, "–", ha="center", va="center", fontsize=11, color=_DIFF, fontweight="bold")
+                continue
+            face = _TOKEN_COLORS.get(tok, "#B0B0B0")
+            ax.add_patch(Rectangle((x - 0.42, y - 0.42), 0.84, 0.84, facecolor=face,
+                                   edgecolor=_DIFF if op != MATCH else "white",
+                                   lw=1.6 if op != MATCH else 0.5, zorder=1))
+            ax.text(x, y, letter(tok), ha="center", va="center", fontsize=8, color="white",
+                    fontweight="bold", zorder=2)
+        if op == MATCH:
+            ax.plot([x, x], [0.42, 0.58], color="#444444", lw=0.8, zorder=0)
+    ax.set_xlim(-0.7, max(len(cols), 8) - 0.3)
+    ax.set_ylim(-0.8, 1.8)
+    ax.set_yticks([0, 1], [al.name_b, al.name_a])
+    ax.set_xticks([])
+    ax.tick_params(left=False)
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    head = title or f"{al.name_a} vs {al.name_b}"
+    ax.set_title(f"{head}: similarity {al.similarity:.3f} ({al.matches}/{al.length})   {_diff_text(al)}",
+                 loc="left", fontsize=9.5)
+
+
+def _legend_tokens(als: Sequence[Alignment]) -> list:
+    from matplotlib.patches import Patch
+    seen = []
+    for al in als:
+        for t in (*al.a, *al.b):
+            if t not in seen:
+                seen.append(t)
+    return [Patch(facecolor=_TOKEN_COLORS.get(t, "#B0B0B0"), label=f"{letter(t)} = {t}") for t in seen]
+
+
+def vgg_zoom(corr, seqs: dict[str, LayerSeq], labels: Sequence[str] = VGG_LABELS, title: str | None = None):
+    """Panel (b): the VGG block of the correlation heatmap beside the three pairwise alignment strips."""
+    matplotlib, plt = _mpl()
+    block = corr.loc[list(labels), list(labels)]
+    block.attrs.update(corr.attrs)
+    pairs = [(labels[0], labels[2]), (labels[0], labels[1]), (labels[1], labels[2])]
+    als = [align(seqs[a], seqs[b]) for a, b in pairs]
+    width = max(al.length for al in als)
+    with matplotlib.rc_context(_RC):
+        fig = plt.figure(figsize=(5.2 + 0.34 * width, 6.4))
+        gs = fig.add_gridspec(3, 2, width_ratios=[4.2, 0.34 * width], wspace=0.08, hspace=0.9)
+        heatmap(block, ax=fig.add_subplot(gs[:, 0]), annot=True, title="correlation similarity (block of a)")
+        for k, al in enumerate(als):
+            alignment_strip(al, fig.add_subplot(gs[k, 1]))
+        fig.legend(handles=_legend_tokens(als), loc="lower center", ncol=6, frameon=False,
+                   bbox_to_anchor=(0.62, -0.04), fontsize=8.5)
+        fig.suptitle(title or "VGG11 / VGG16 / VGG19: correlation block and aligned layers (red: differing layers)",
+                     y=1.0)
+    return fig
+
+
+def dp_matrix(al: Alignment, ax=None, title: str | None = None):
+    """Panel (c): the NW DP matrix with every cell's value and the traceback path drawn as arrows."""
+    matplotlib, plt = _mpl()
+    h = al.matrix
+    n, m = h.shape
+    with matplotlib.rc_context(_RC):
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(1.2 + 0.42 * m, 1.2 + 0.42 * n))
+        else:
+            fig = ax.figure
+        ax.imshow(h, cmap="Blues", alpha=0.55, aspect="equal")
+        on_path = set(al.path)
+        for i in range(n):
+            for j in range(m):
+                hit = (i, j) in on_path
+                ax.text(j, i, str(int(h[i, j])), ha="center", va="center", fontsize=6.5,
+                        color=_DIFF if hit else "#222222", fontweight="bold" if hit else "normal")
+        # Traceback runs from the bottom-right corner back to (0, 0): arrows point that way.
+        for (i1, j1), (i0, j0) in zip(al.path[1:], al.path[:-1]):
+            ax.annotate("", xy=(j0 + 0.28 * (j1 - j0), i0 + 0.28 * (i1 - i0)),
+                        xytext=(j1 - 0.28 * (j1 - j0), i1 - 0.28 * (i1 - i0)),
+                        arrowprops={"arrowstyle": "-|>", "color": _DIFF, "lw": 1.1, "mutation_scale": 7})
+        ax.set_xticks(range(m), ["–"] + [letter(t) for t in al.b], fontsize=8)
+        ax.set_yticks(range(n), ["–"] + [letter(t) for t in al.a], fontsize=8)
+        ax.xaxis.tick_top()
+        ax.tick_params(length=0)
+        ax.set_xticks(np.arange(-0.5, m, 1), minor=True)
+        ax.set_yticks(np.arange(-0.5, n, 1), minor=True)
+        ax.grid(which="minor", color="white", lw=0.6)
+        ax.tick_params(which="minor", length=0)
+        ax.set_xlabel(al.name_b)
+        ax.set_ylabel(al.name_a)
+        ax.xaxis.set_label_position("top")
+        sc = al.scoring
+        ax.set_title(title or (f"{al.name_a} × {al.name_b}: score {al.score}, similarity {al.similarity:.3f} "
+                               f"= {al.matches}/{al.length}  (match +{sc.match}, mismatch {sc.mismatch}, "
+                               f"gap {sc.gap})"), pad=28, fontsize=10)
+    return fig
+
+
+def paper_alignments() -> list[Alignment]:
+    """Alignments of the paper's VGG token strings in panel (c)'s order."""
+    seqs = {k: LayerSeq.from_letters(v, name=k) for k, v in PAPER_TOKENS.items()}
+    return [align(seqs[a], seqs[b]) for a, b in DP_PAIRS]
+
+
+def figure6(outdir: str | os.PathLike = "figures", preset_name: str = "paper44", cache: bool = True,
+            progress: bool | None = None) -> list[Path]:
+    """Regenerate every Figure 6 panel (and the matrices as CSV) into ``outdir``; returns the written paths."""
+    from .cache import atomic_write_text
+    from .presets import preset
+    from .similarity import correlation, load_sequences, reorder, similarity_matrix
+    _, plt = _mpl()
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    seqs = load_sequences(preset(preset_name), cache=cache, progress=progress)
+    sim = similarity_matrix(seqs, progress=progress)
+    corr = correlation(sim)
+    for df, name in ((sim, "similarity"), (corr, "correlation")):
+        path = out / f"{preset_name}_{name}.csv"
+        atomic_write_text(path, df.to_csv(float_format="%.6f"))
+        written.append(path)
+
+    n = len(corr)
+    fig = heatmap(corr, title=f"(a) DNN architectural similarity: correlation similarity, {n} models")
+    written += save_figure(fig, out / "fig6a_correlation")
+    plt.close(fig)
+    fig = clustermap(corr, title=f"(a) correlation similarity, {n} models, hierarchically clustered")
+    written += save_figure(fig, out / "fig6a_correlation_clustered")
+    plt.close(fig)
+
+    by_name = {s.name: s for s in seqs}
+    if all(v in by_name for v in VGG_LABELS):
+        fig = vgg_zoom(reorder(corr, list(corr.index)), by_name)
+        written += save_figure(fig, out / "fig6b_vgg_zoom")
+        plt.close(fig)
+
+    for al in paper_alignments():
+        fig = dp_matrix(al)
+        written += save_figure(fig, out / f"fig6c_dp_{al.name_a.lower()}_{al.name_b.lower()}")
+        plt.close(fig)
+    return written
+
+
+__all__ = ["heatmap", "clustermap", "alignment_strip", "vgg_zoom", "dp_matrix", "figure6", "save_figure",
+           "paper_alignments", "differing_layers", "PAPER_TOKENS", "DP_PAIRS"]

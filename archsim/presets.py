@@ -1,0 +1,124 @@
+"""Named model lists: the paper's 44 architectures (``paper44``) and every torchvision classifier."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import ArchsimError
+
+
+@dataclass(frozen=True)
+class PresetEntry:
+    """One architecture of a preset: the paper's label, what it resolves to, and how it is tokenized."""
+
+    label: str
+    model: str  # a qualified archsim model name: tv:…, timm:… or archsim:…
+    profile: str = "torch"
+    note: str = ""  # substitution or caveat, empty when the model is the one the paper used
+
+    @property
+    def source(self) -> str:
+        """Where the model definition comes from: torchvision, timm or archsim."""
+        prefix = self.model.partition(":")[0]
+        return {"tv": "torchvision", "timm": "timm", "archsim": "archsim"}[prefix]
+
+
+_PRESETS: dict[str, Callable[[], list[PresetEntry]]] = {}
+
+
+def register_preset(name: str):
+    """Decorator adding a preset (a function returning its entries) to the registry."""
+    def deco(fn: Callable[[], list[PresetEntry]]) -> Callable[[], list[PresetEntry]]:
+        if name in _PRESETS:
+            raise ValueError(f"preset {name!r} registered twice")
+        _PRESETS[name] = fn
+        return fn
+    return deco
+
+
+def list_presets() -> list[str]:
+    """Names of the registered presets."""
+    return sorted(_PRESETS)
+
+
+def preset(name: str) -> list[PresetEntry]:
+    """The entries of preset ``name``, in its defined order."""
+    if name not in _PRESETS:
+        raise ArchsimError(f"unknown preset {name!r}; choose one of {', '.join(list_presets())}")
+    return list(_PRESETS[name]())
+
+
+K, T = "keras", "torch"
+_FB_SSL = ("Facebook's semi-supervised ImageNet ResNet-50 (PyTorch Hub) is torchvision's ResNet-50 "
+           "class with other weights; the architecture is identical")
+
+# The figure's order.  The paper tokenized its first 19 labels (except vgg11) from Keras
+# applications and the rest from PyTorch; `profile` records that, so the keras-profile
+# entries are PyTorch re-implementations read the way Keras lists layers.
+_PAPER44 = [
+    PresetEntry("mobilenet", "timm:mobilenetv1_100", K, "timm's MobileNet v1 (1.0, 224); torchvision has none"),
+    PresetEntry("mobilenetv2", "tv:mobilenet_v2", K),
+    PresetEntry("resnet50", "tv:resnet50", K),
+    PresetEntry("resnet101", "tv:resnet101", K),
+    PresetEntry("resnet152", "tv:resnet152", K),
+    PresetEntry("resnet50v2", "timm:resnetv2_50", K, "timm's pre-activation ResNet v2 (He et al. 2016)"),
+    PresetEntry("resnet101v2", "timm:resnetv2_101", K, "timm's pre-activation ResNet v2 (He et al. 2016)"),
+    PresetEntry("resnet152v2", "timm:resnetv2_152", K, "timm's pre-activation ResNet v2 (He et al. 2016)"),
+    PresetEntry("xception", "timm:legacy_xception", K, "timm's port of Chollet's original Xception (= Keras')"),
+    PresetEntry("inceptionv3", "tv:inception_v3", K),
+    PresetEntry("inceptionResnetv2", "timm:inception_resnet_v2", K),
+    PresetEntry("vgg16", "tv:vgg16", K),
+    PresetEntry("vgg19", "tv:vgg19", K),
+    PresetEntry("vgg11", "tv:vgg11", T),
+    PresetEntry("densenet121", "tv:densenet121", K),
+    PresetEntry("densenet169", "tv:densenet169", K),
+    PresetEntry("densenet201", "tv:densenet201", K),
+    PresetEntry("nasnetMobile", "archsim:nasnet_a_mobile", K,
+                "defined in archsim (NASNet-A 4@1056) from timm's NASNet-A cells"),
+    PresetEntry("nasnetLarge", "timm:nasnetalarge", K),
+    *(PresetEntry(f"efficientNetb{i}", f"tv:efficientnet_b{i}", T) for i in range(8)),
+    PresetEntry("squeezenet", "tv:squeezenet1_0", T, "SqueezeNet 1.0 (PyTorch Hub's default squeezenet)"),
+    PresetEntry("shufflenet", "tv:shufflenet_v2_x1_0", T, "ShuffleNet V2 1.0×"),
+    PresetEntry("wide resnet", "tv:wide_resnet50_2", T, "Wide ResNet-50-2"),
+    PresetEntry("googlenet", "tv:googlenet", T),
+    PresetEntry("inception_V3", "tv:inception_v3", T),
+    PresetEntry("resnet_ssl_facebook", "tv:resnet50", T, _FB_SSL),
+    PresetEntry("proxyless_nas", "archsim:proxylessnas_mobile", T, "defined in archsim (ProxylessNAS-Mobile)"),
+    PresetEntry("fcn_resnet101", "tv:fcn_resnet101", T),
+    PresetEntry("ibn", "archsim:resnet50_ibn_a", T, "defined in archsim (ResNet-50-IBN-a)"),
+    PresetEntry("u-net", "archsim:unet", T,
+                "defined in archsim: Ronneberger et al. 2015 (1×572×572, unpadded); the paper's PyTorch Hub "
+                "U-Net (brain MRI) is a variant with BatchNorm and padding"),
+    PresetEntry("resnest", "timm:resnest50d", T, "timm's ResNeSt-50 (the ResNeSt authors' resnest50)"),
+    PresetEntry("ghostnet", "timm:ghostnet_100", T, "timm's GhostNet 1.0×"),
+    PresetEntry("resnext", "tv:resnext50_32x4d", T, "ResNeXt-50 32×4d"),
+    PresetEntry("midas", "archsim:midas_v21", T,
+                "defined in archsim (MiDaS v2.1: ResNeXt-101 32×8d encoder + fusion decoder)"),
+    PresetEntry("deeplabv3", "tv:deeplabv3_resnet101", T, "DeepLabV3 with ResNet-101"),
+    PresetEntry("vit", "tv:vit_b_16", T, "ViT-B/16"),
+    PresetEntry("CORnet", "archsim:cornet_s", T, "defined in archsim (CORnet-S)"),
+]
+
+
+@register_preset("paper44")
+def _paper44() -> list[PresetEntry]:
+    return list(_PAPER44)
+
+
+@register_preset("torchvision")
+def _torchvision() -> list[PresetEntry]:
+    import torchvision.models as tvm
+    # Classification models only: the ones in torchvision.models itself, not its
+    # detection/segmentation/video/optical_flow/quantization submodules.
+    return [PresetEntry(n, f"tv:{n}", T) for n in sorted(tvm.list_models(module=tvm))]
+
+
+def markdown_table(name: str = "paper44") -> str:
+    """The preset as a Markdown table: label, model, source, profile, substitution."""
+    rows = ["| # | label | model | source | profile | substitution / note |", "|---|---|---|---|---|---|"]
+    for i, e in enumerate(preset(name), 1):
+        rows.append(f"| {i} | {e.label} | `{e.model}` | {e.source} | {e.profile} | {e.note or '—'} |")
+    return "\n".join(rows) + "\n"
+
+
+__all__ = ["PresetEntry", "preset", "list_presets", "register_preset", "markdown_table"]
