@@ -135,8 +135,21 @@ def compare(a, b, profile, as_json, matrix, as_tokens, full, input_size, match, 
 @click.option("--source", type=click.Choice(["all", "torchvision", "timm", "archsim"]), default="all",
               show_default=True, help="Which model source to list.")
 @click.option("--count", is_flag=True, help="Only print how many models match.")
-def list_cmd(pattern, source, count):
+@click.option("--zoo", type=click.Choice(["torchvision", "timm", "all"]), default=None,
+              help="List the models in the shipped zoo cache instead of the libraries.")
+def list_cmd(pattern, source, count, zoo):
     """List resolvable model names matching PATTERN (shell wildcards, e.g. 'vgg1*')."""
+    if zoo:
+        import fnmatch
+        from .zoocache import load
+        z = load()
+        rows = [n for n in z.names(zoo) if fnmatch.fnmatchcase(n.split(":", 1)[1].lower(), pattern.lower())]
+        click.echo(len(rows) if count else "\n".join(rows))
+        if not count:
+            click.echo(f"{len(rows)} cached model{'s' if len(rows) != 1 else ''} "
+                       f"(torch {z.versions['torch']}, torchvision {z.versions['torchvision']}, "
+                       f"timm {z.versions['timm']})", err=True)
+        return
     from .zoo import list_models
     rows = list_models(pattern, source)
     if count:
@@ -162,6 +175,67 @@ def tokens(model, profile, input_size, as_json):
         return
     click.echo(_describe(seq))
     click.echo(str(seq))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--zoo", type=click.Choice(["torchvision", "timm", "all"]), default="all", show_default=True)
+@click.option("-k", "k", default=10, show_default=True, help="How many neighbours to show.")
+@click.option("--profile", type=click.Choice(["torch", "keras"]), default="torch", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the neighbours as JSON.")
+def nearest(model, zoo, k, profile, as_json):
+    """The K zoo architectures most similar to MODEL (a name or path/to/file.py:factory)."""
+    import time
+    from .nearest import nearest as find
+    t0 = time.perf_counter()
+    rows = find(model, zoo=zoo, k=k, profile=profile)
+    if as_json:
+        click.echo(json.dumps({"query": model, "zoo": zoo, "profile": profile, "neighbours": rows}, indent=2))
+        return
+    w = max([len(r["name"]) for r in rows] + [5])
+    click.echo(f"{'rank':>4}  {'model':<{w}}  similarity  score  layers")
+    for r in rows:
+        click.echo(f"{r['rank']:>4}  {r['name']:<{w}}  {r['similarity']:>10.4f}  {r['score']:>5}  {r['layers']:>6}")
+    click.echo(f"({time.perf_counter() - t0:.2f} s, {zoo} zoo, {profile} profile)", err=True)
+
+
+@cli.group()
+def zoo() -> None:
+    """The cached token sequences of every torchvision and timm model."""
+
+
+@zoo.command("build")
+@click.option("--workers", default=1, show_default=True, help="Worker processes.")
+@click.option("--zoo", "which", type=click.Choice(["torchvision", "timm", "all"]), default="all", show_default=True)
+@click.option("-o", "--output", default=None, help="Output file (default: the package data, else the user cache).")
+def zoo_build(workers, which, output):
+    """Extract every zoo model (resumable) and write the versioned zoo cache."""
+    from .zoocache import build
+    out, problems = build(output, workers=workers, zoo=which)
+    click.echo(f"wrote {out}")
+    for p in problems:
+        click.echo(f"  not in execution order: {p['name']}: {p['reason']}")
+    click.echo(f"{len(problems)} model(s) not extracted in execution order")
+
+
+@zoo.command("info")
+def zoo_info():
+    """Where the zoo cache is, what built it and which models are not in execution order."""
+    from .zoocache import load
+    z = load()
+    n_def = sum(1 for m in z.models.values() if m["o"] != "execution")
+    click.echo(f"{z.path}\n{len(z.models)} models ({len(z.names('torchvision'))} torchvision, "
+               f"{len(z.names('timm'))} timm), {len(z.vocab)} token types")
+    click.echo("built with " + ", ".join(f"{k} {v}" for k, v in z.versions.items()))
+    click.echo(f"{n_def} in definition order, {len(z.failed)} not extractable")
+    for f in z.failed:
+        click.echo(f"  failed: {f['name']}: {f['reason']}")
+    for n, m in z.models.items():
+        if m["o"] != "execution":
+            click.echo(f"  definition order: {n}: {m['r']}")
+    msg = z.version_mismatch()
+    if msg:
+        click.echo(click.style(f"warning: {msg}", fg="yellow"), err=True)
 
 
 @cli.command()
