@@ -252,7 +252,6 @@ def matrix(models, preset_name, metric, cluster, profile, outdir, no_cache):
     """Pairwise similarity (or correlation) matrix of MODELS or --preset NAME: CSV + heatmap (PNG, PDF)."""
     from pathlib import Path
 
-    from .cache import atomic_write_text
     from .errors import ArchsimError
     from .presets import list_presets, preset
     if bool(models) == bool(preset_name):
@@ -264,7 +263,7 @@ def matrix(models, preset_name, metric, cluster, profile, outdir, no_cache):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plot import heatmap, save_figure
+    from .plot import heatmap, save_csv, save_figure
     from .similarity import correlation, similarity_matrix
     items = preset(preset_name) if preset_name else list(models)
     df = similarity_matrix(items, profile=profile, cache=not no_cache)
@@ -274,8 +273,7 @@ def matrix(models, preset_name, metric, cluster, profile, outdir, no_cache):
         from .similarity import cluster_order, reorder
         df = reorder(df, cluster_order(df))
     stem = Path(outdir) / f"{preset_name or 'matrix'}_{metric}{'_clustered' if cluster else ''}"
-    csv = stem.with_name(stem.name + ".csv")
-    atomic_write_text(csv, df.to_csv(float_format="%.6f"))
+    csv = save_csv(df, stem.with_name(stem.name + ".csv"))
     fig = heatmap(df, title=f"{metric}{' (clustered)' if cluster else ''}, {len(df)} models")
     paths = [csv, *save_figure(fig, stem)]
     plt.close(fig)

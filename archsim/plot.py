@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .align import GAP_A, GAP_B, MATCH, Alignment, align
+from .align import MATCH, Alignment, align
 from .tokens import LayerSeq, letter
 
 # The token strings printed in the paper's Figure 6 (VGG16/VGG19 from Keras, VGG11 from PyTorch).
@@ -23,7 +24,7 @@ DP_PAIRS = (("VGG16", "VGG11"), ("VGG16", "VGG19"), ("VGG19", "VGG11"))
 VGG_LABELS = ("vgg16", "vgg19", "vgg11")  # their labels in the paper44 preset
 
 FORMATS = ("png", "pdf")
-DPI = 200
+DPI = 150  # PNGs are previews; the PDFs are the vector, publication versions
 _RC = {"font.size": 9, "axes.titlesize": 11, "axes.labelsize": 10, "pdf.fonttype": 42,
        "font.family": "DejaVu Sans"}
 
@@ -40,24 +41,41 @@ def _mpl():
     return matplotlib, plt
 
 
-def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, dpi: int = DPI) -> list[Path]:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _atomic(path: Path, write) -> Path:
+    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, dpi: int = DPI,
+                tight: bool = True) -> list[Path]:
     """Write ``fig`` as ``stem.png``/``stem.pdf`` atomically (temp file + rename); returns the paths."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    out = []
-    for fmt in formats:
-        path = stem.with_name(f"{stem.name}.{fmt}")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", pad_inches=0.15)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        out.append(path)
-    return out
+    return [_atomic(stem.with_name(f"{stem.name}.{fmt}"),
+                    lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi, pad_inches=0.15,
+                                                     bbox_inches="tight" if tight else None))
+            for fmt in formats]
+
+
+def save_csv(df, path: str | os.PathLike) -> Path:
+    """Write a matrix as CSV atomically."""
+    return _atomic(Path(path), lambda tmp: df.to_csv(tmp, float_format="%.6f"))
 
 
 def _metric_style(df) -> dict:
@@ -66,7 +84,7 @@ def _metric_style(df) -> dict:
     return {"vmin": 0.0, "vmax": 1.0, "cmap": "viridis", "center": None, "label": "similarity index"}
 
 
-def heatmap(df, title: str | None = None, ax=None, annot: bool | None = None):
+def heatmap(df, title: str | None = None, ax=None, annot: bool | None = None, cbar: bool = True):
     """Heatmap of a similarity or correlation DataFrame; every row/column labelled (readable at 44)."""
     import seaborn as sns
     matplotlib, plt = _mpl()
@@ -79,10 +97,12 @@ def heatmap(df, title: str | None = None, ax=None, annot: bool | None = None):
             fig, ax = plt.subplots(figsize=(side + 1.6, side))
         else:
             fig = ax.figure
-        sns.heatmap(df, ax=ax, vmin=st["vmin"], vmax=st["vmax"], cmap=st["cmap"], center=st["center"],
-                    square=True, xticklabels=True, yticklabels=True, annot=annot, fmt=".2f",
-                    annot_kws={"size": 8}, linewidths=0.3 if n <= 60 else 0, linecolor="white",
-                    cbar_kws={"label": st["label"], "shrink": 0.6})
+        with warnings.catch_warnings():  # seaborn's own Colormap.set_bad deprecation, not ours
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            sns.heatmap(df, ax=ax, vmin=st["vmin"], vmax=st["vmax"], cmap=st["cmap"], center=st["center"],
+                        square=True, xticklabels=True, yticklabels=True, annot=annot, fmt=".2f",
+                        annot_kws={"size": 8}, linewidths=0.3 if n <= 60 else 0, linecolor="white", cbar=cbar,
+                        cbar_kws={"label": st["label"], "shrink": 0.6} if cbar else None)
         fs = 9 if n <= 30 else (7.5 if n <= 60 else 5)
         ax.set_xticklabels(ax.get_xticklabels(), rotation=90, fontsize=fs)
         ax.set_yticklabels(ax.get_yticklabels(), rotation=0, fontsize=fs)
@@ -104,10 +124,13 @@ def clustermap(df, title: str | None = None):
     side = min(5.0 + 0.24 * n, 17.0)
     fs = 9 if n <= 30 else (7.5 if n <= 60 else 5)
     with matplotlib.rc_context(_RC):
-        g = sns.clustermap(df, row_linkage=z, col_linkage=z, vmin=st["vmin"], vmax=st["vmax"], cmap=st["cmap"],
-                           center=st["center"], xticklabels=True, yticklabels=True, figsize=(side, side),
-                           dendrogram_ratio=0.12, linewidths=0.3 if n <= 60 else 0, linecolor="white",
-                           cbar_kws={"label": st["label"]}, cbar_pos=(0.02, 0.83, 0.025, 0.14))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            g = sns.clustermap(df, row_linkage=z, col_linkage=z, vmin=st["vmin"], vmax=st["vmax"],
+                               cmap=st["cmap"], center=st["center"], xticklabels=True, yticklabels=True,
+                               figsize=(side, side), dendrogram_ratio=0.12, linewidths=0.3 if n <= 60 else 0,
+                               linecolor="white", cbar_kws={"label": st["label"]},
+                               cbar_pos=(0.02, 0.83, 0.025, 0.14))
         g.ax_heatmap.set_xticklabels(g.ax_heatmap.get_xticklabels(), rotation=90, fontsize=fs)
         g.ax_heatmap.set_yticklabels(g.ax_heatmap.get_yticklabels(), rotation=0, fontsize=fs)
         g.ax_heatmap.set_xlabel("")
@@ -134,7 +157,7 @@ def _diff_text(al: Alignment) -> str:
     return "differs in: " + (", ".join(parts) if parts else "nothing")
 
 
-def alignment_strip(al: Alignment, ax, title: str | None = None) -> None:
+def alignment_strip(al: Alignment, ax, title: str | None = None, ncols: int | None = None) -> None:
     """Draw an alignment as two rows of layer boxes; mismatches and gaps highlighted in red."""
     from matplotlib.patches import Rectangle
     cols = al.pairs
@@ -153,11 +176,12 @@ def alignment_strip(al: Alignment, ax, title: str | None = None) -> None:
                     fontweight="bold", zorder=2)
         if op == MATCH:
             ax.plot([x, x], [0.42, 0.58], color="#444444", lw=0.8, zorder=0)
-    ax.set_xlim(-0.7, max(len(cols), 8) - 0.3)
+    # A shared column count keeps the boxes of stacked strips the same size and aligned.
+    ax.set_xlim(-0.7, max(ncols or 0, len(cols), 8) - 0.3)
     ax.set_ylim(-0.8, 1.8)
     ax.set_yticks([0, 1], [al.name_b, al.name_a])
     ax.set_xticks([])
-    ax.tick_params(left=False)
+    ax.tick_params(left=False, axis="y", pad=10)
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)
     head = title or f"{al.name_a} vs {al.name_b}"
@@ -186,11 +210,12 @@ def vgg_zoom(corr, seqs: dict[str, LayerSeq], labels: Sequence[str] = VGG_LABELS
     with matplotlib.rc_context(_RC):
         fig = plt.figure(figsize=(5.2 + 0.34 * width, 6.4))
         gs = fig.add_gridspec(3, 2, width_ratios=[4.2, 0.34 * width], wspace=0.08, hspace=0.9)
-        heatmap(block, ax=fig.add_subplot(gs[:, 0]), annot=True, title="correlation similarity (block of a)")
+        heatmap(block, ax=fig.add_subplot(gs[:, 0]), annot=True, cbar=False,
+                title="correlation similarity\n(VGG block of panel a)")
         for k, al in enumerate(als):
-            alignment_strip(al, fig.add_subplot(gs[k, 1]))
+            alignment_strip(al, fig.add_subplot(gs[k, 1]), ncols=width)
         fig.legend(handles=_legend_tokens(als), loc="lower center", ncol=6, frameon=False,
-                   bbox_to_anchor=(0.62, -0.04), fontsize=8.5)
+                   bbox_to_anchor=(0.62, 0.0), fontsize=8.5)
         fig.suptitle(title or "VGG11 / VGG16 / VGG19: correlation block and aligned layers (red: differing layers)",
                      y=1.0)
     return fig
@@ -203,21 +228,29 @@ def dp_matrix(al: Alignment, ax=None, title: str | None = None):
     n, m = h.shape
     with matplotlib.rc_context(_RC):
         if ax is None:
-            fig, ax = plt.subplots(figsize=(1.2 + 0.42 * m, 1.2 + 0.42 * n))
+            # Fixed margins (inches) instead of a tight bounding box: the figure has ~700
+            # text cells, and measuring them for a tight box doubles the drawing time.
+            cell, left, right, top, bottom = 0.4, 0.75, 0.2, 1.05, 0.2
+            w, hh = left + right + cell * m, top + bottom + cell * n
+            fig, ax = plt.subplots(figsize=(w, hh))
+            fig.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / hh, bottom=bottom / hh)
         else:
             fig = ax.figure
-        ax.imshow(h, cmap="Blues", alpha=0.55, aspect="equal")
+        from matplotlib.patches import Rectangle
+        ax.imshow(h, cmap="Blues", alpha=0.35, aspect="equal")
         on_path = set(al.path)
+        for i, j in on_path:
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="#FFE9A8", edgecolor="none", zorder=1))
         for i in range(n):
             for j in range(m):
                 hit = (i, j) in on_path
                 ax.text(j, i, str(int(h[i, j])), ha="center", va="center", fontsize=6.5,
-                        color=_DIFF if hit else "#222222", fontweight="bold" if hit else "normal")
+                        color=_DIFF if hit else "#222222", fontweight="bold" if hit else "normal", zorder=3)
         # Traceback runs from the bottom-right corner back to (0, 0): arrows point that way.
         for (i1, j1), (i0, j0) in zip(al.path[1:], al.path[:-1]):
             ax.annotate("", xy=(j0 + 0.28 * (j1 - j0), i0 + 0.28 * (i1 - i0)),
                         xytext=(j1 - 0.28 * (j1 - j0), i1 - 0.28 * (i1 - i0)),
-                        arrowprops={"arrowstyle": "-|>", "color": _DIFF, "lw": 1.1, "mutation_scale": 7})
+                        arrowprops={"arrowstyle": "-|>", "color": _DIFF, "lw": 1.1, "mutation_scale": 7}, zorder=4)
         ax.set_xticks(range(m), ["–"] + [letter(t) for t in al.b], fontsize=8)
         ax.set_yticks(range(n), ["–"] + [letter(t) for t in al.a], fontsize=8)
         ax.xaxis.tick_top()
@@ -245,7 +278,6 @@ def paper_alignments() -> list[Alignment]:
 def figure6(outdir: str | os.PathLike = "figures", preset_name: str = "paper44", cache: bool = True,
             progress: bool | None = None) -> list[Path]:
     """Regenerate every Figure 6 panel (and the matrices as CSV) into ``outdir``; returns the written paths."""
-    from .cache import atomic_write_text
     from .presets import preset
     from .similarity import correlation, load_sequences, reorder, similarity_matrix
     _, plt = _mpl()
@@ -256,9 +288,7 @@ def figure6(outdir: str | os.PathLike = "figures", preset_name: str = "paper44",
     sim = similarity_matrix(seqs, progress=progress)
     corr = correlation(sim)
     for df, name in ((sim, "similarity"), (corr, "correlation")):
-        path = out / f"{preset_name}_{name}.csv"
-        atomic_write_text(path, df.to_csv(float_format="%.6f"))
-        written.append(path)
+        written.append(save_csv(df, out / f"{preset_name}_{name}.csv"))
 
     n = len(corr)
     fig = heatmap(corr, title=f"(a) DNN architectural similarity: correlation similarity, {n} models")
@@ -276,10 +306,10 @@ def figure6(outdir: str | os.PathLike = "figures", preset_name: str = "paper44",
 
     for al in paper_alignments():
         fig = dp_matrix(al)
-        written += save_figure(fig, out / f"fig6c_dp_{al.name_a.lower()}_{al.name_b.lower()}")
+        written += save_figure(fig, out / f"fig6c_dp_{al.name_a.lower()}_{al.name_b.lower()}", tight=False)
         plt.close(fig)
     return written
 
 
-__all__ = ["heatmap", "clustermap", "alignment_strip", "vgg_zoom", "dp_matrix", "figure6", "save_figure",
+__all__ = ["heatmap", "clustermap", "save_csv", "alignment_strip", "vgg_zoom", "dp_matrix", "figure6", "save_figure",
            "paper_alignments", "differing_layers", "PAPER_TOKENS", "DP_PAIRS"]

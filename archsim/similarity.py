@@ -13,9 +13,15 @@ from .tokens import PROFILES, LayerSeq
 
 ModelItem = Union[str, PresetEntry, LayerSeq]
 
-# Above this many DP cells the pair loop runs in batches behind a progress bar.
+# Above this many DP cells the pair loop runs in batches so a progress bar can advance.
 _PROGRESS_CELLS = 200_000_000
-_PROGRESS_MODELS = 8
+# progress=None: bars appear only once work has taken this long (cache hits stay silent).
+_PROGRESS_DELAY_S = 1.0
+
+
+def _bar(progress: bool | None, **kw):
+    from tqdm import tqdm
+    return tqdm(disable=progress is False, delay=0 if progress else _PROGRESS_DELAY_S, leave=False, **kw)
 
 
 @njit(parallel=True, cache=True)
@@ -63,7 +69,6 @@ def _load_one(item: ModelItem, profile: str | None, cache: bool) -> LayerSeq:
 def load_sequences(models: Iterable[ModelItem], profile: str | None = None, cache: bool = True,
                    progress: bool | None = None) -> list[LayerSeq]:
     """Token sequences of ``models`` (names, preset entries or LayerSeqs), named by their labels."""
-    from tqdm.auto import tqdm
     items = list(models)
     if profile is not None and profile not in PROFILES:
         raise ArchsimError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
@@ -71,12 +76,12 @@ def load_sequences(models: Iterable[ModelItem], profile: str | None = None, cach
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
         raise ArchsimError(f"each model may appear only once; repeated: {', '.join(dupes)}")
-    show = progress if progress is not None else len(items) >= _PROGRESS_MODELS
     out = []
-    with tqdm(items, desc="tokens", unit="model", disable=not show, leave=False) as bar:
-        for item, label in zip(bar, labels):
+    with _bar(progress, total=len(items), desc="tokens", unit="model") as bar:
+        for item, label in zip(items, labels):
             bar.set_postfix_str(label, refresh=False)
             out.append(_load_one(item, profile, cache))
+            bar.update()
     return out
 
 
@@ -93,7 +98,6 @@ def _encode_all(seqs: Sequence[LayerSeq]) -> tuple[np.ndarray, np.ndarray, list[
 def pair_stats(seqs: Sequence[LayerSeq], scoring: Scoring | None = None,
                progress: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(score, matches, length)`` N×N arrays; pair (i, j), i < j, aligns ``seqs[i]`` (rows) against ``seqs[j]``."""
-    from tqdm.auto import tqdm
     sc = scoring if scoring is not None else PAPER
     n = len(seqs)
     ids, offsets, vocab = _encode_all(seqs)
@@ -109,11 +113,11 @@ def pair_stats(seqs: Sequence[LayerSeq], scoring: Scoring | None = None,
     matches = np.zeros(len(pi), dtype=np.int64)
     length = np.zeros(len(pi), dtype=np.int64)
     total = int(cost.sum())
-    show = progress if progress is not None else total >= _PROGRESS_CELLS
+    batched = progress is True or (progress is None and total >= _PROGRESS_CELLS)
     import numba
-    with numba.parallel_chunksize(1), tqdm(total=total, desc="align", unit="cell", unit_scale=True,
-                                           disable=not show, leave=False) as bar:
-        batches = np.array_split(np.arange(len(pi)), 50 if show else 1)
+    with numba.parallel_chunksize(1), _bar(progress, total=total, desc="align", unit="cell",
+                                           unit_scale=True) as bar:
+        batches = np.array_split(np.arange(len(pi)), 50 if batched else 1)
         for b in batches:
             if len(b) == 0:
                 continue

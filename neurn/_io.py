@@ -24,6 +24,10 @@ class DomainUnavailable(NeurnError, FileNotFoundError):
     """A domain whose data is not on this machine (user-supplied file or optional package missing)."""
 
 
+class InvalidArgument(NeurnError, ValueError):
+    """A bad argument value (kernel size, split, channels, limit...)."""
+
+
 class CorruptData(NeurnError, ValueError):
     """A data file exists but fails its checksum or format check."""
 

@@ -1,9 +1,32 @@
 """The ``neurn`` command line."""
 from __future__ import annotations
 
+import functools
 import sys
+import time
 
 import click
+
+from neurn._io import NeurnError, cache_dir, data_root as resolve_data_root
+
+data_root_option = click.option(
+    "--data-root", type=click.Path(file_okay=False), default=None, envvar="NEURN_DATA",
+    help="Folder with user-supplied datasets (usps/, svhn/, mnistm/). Default: $NEURN_DATA or the user data dir.",
+)
+
+
+def friendly_errors(fn):
+    """Turn NeuRN's explanatory errors into one 'Error: ...' line and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except NeurnError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -12,32 +35,99 @@ def cli() -> None:
     """NeuRN: brain-inspired input normalization for domain generalization."""
 
 
+@cli.command("domains")
+@data_root_option
+@friendly_errors
+def domains_cmd(data_root: str | None) -> None:
+    """List the digit domains, their split sizes, sources and whether they are present."""
+    from neurn.domains import available_domains, domain_info, list_domains
+
+    have = set(available_domains(data_root, split="test"))
+    rows = []
+    for name in list_domains():
+        info = domain_info(name)
+        status = "ready" if name in have else ("absent" if info.user_supplied else "unavailable")
+        rows.append((name, status, str(info.splits.get("train", "-")), str(info.splits.get("test", "-")),
+                     f"{info.native_size}x{info.native_size}x{info.native_channels}", info.source))
+    header = ("domain", "status", "train", "test", "native", "source")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(5)]
+    for row in [header] + rows:
+        click.echo("  ".join(c.ljust(w) if i < 2 else c.rjust(w) if i < 4 else c.ljust(w)
+                             for i, (c, w) in enumerate(zip(row[:5], widths))) + "  " + row[5])
+    click.echo(f"\ndata root: {resolve_data_root(data_root)}   cache: {cache_dir()}")
+
+
+@cli.command("build")
+@click.argument("names", nargs=-1)
+@click.option("--split", "splits", multiple=True, type=click.Choice(["train", "test"]), default=("test", "train"),
+              show_default=True, help="Split(s) to generate.")
+@friendly_errors
+def build_cmd(names: tuple[str, ...], splits: tuple[str, ...]) -> None:
+    """Generate and cache the offline domains (default: mnistm and syn), timing each split."""
+    from neurn.domains import load_domain
+
+    for name in names or ("mnistm", "syn"):
+        for split in splits:
+            t0 = time.perf_counter()
+            images, _ = load_domain(name, split)
+            click.echo(f"{name}/{split}: {len(images)} images in {time.perf_counter() - t0:.1f} s")
+
+
+@cli.command("figures")
+@click.option("-o", "--out-dir", type=click.Path(file_okay=False), default="figures", show_default=True,
+              help="Folder to write the figure(s) into.")
+@click.option("-n", "--per-domain", type=click.IntRange(1, 10), default=8, show_default=True,
+              help="Examples per domain (one per digit).")
+@click.option("-k", "--kernel-size", type=click.IntRange(1, 31), default=3, show_default=True,
+              help="NeuRN window size.")
+@click.option("--results", type=click.Path(), default=None,
+              help="Benchmark results folder: also write neurn_gains.png (gain of neurn over erm).")
+@data_root_option
+@friendly_errors
+def figures_cmd(out_dir: str, per_domain: int, kernel_size: int, data_root: str | None,
+                results: str | None) -> None:
+    """Write neurn_examples.png: originals over their NeuRN versions for four domains."""
+    from neurn.plot import examples_figure
+
+    path = examples_figure(out_dir, n=per_domain, kernel_size=kernel_size, data_root=data_root)
+    click.echo(f"wrote {path}")
+    if results is not None:
+        from pathlib import Path
+
+        from neurn.gainplot import plot_gains
+        from neurn.tables import load_records
+
+        gain_path = Path(out_dir) / "neurn_gains.png"
+        plot_gains(load_records(results), gain_path)
+        click.echo(f"wrote {gain_path}")
+
+
 # --- benchmark commands (issue #5): bench, table --------------------------------------------------
 
 @cli.command("bench")
 @click.option("--archs", default="digitnet", show_default=True,
-              help="Comma list of architectures (see neurn.archs.list_archs()), or 'all'.")
+              help="Comma list of architectures (neurn.archs.list_archs()), or 'all'.")
 @click.option("--methods", default="erm,neurn", show_default=True, help="Comma list of methods, or 'all'.")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Seeds: '0,1,2' or '0-4'.")
 @click.option("--iters", type=int, default=10_000, show_default=True, help="Training iterations (protocol: 10000).")
 @click.option("--eval-limit", type=int, default=None,
-              help="Evaluate a fixed random subset of N test images per target (a recorded deviation).")
+              help="Evaluate only the first N test images of each target (a recorded deviation).")
 @click.option("--domains", default=None, help="Comma list of target domains (default: every available one).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Results folder (one JSON per run).")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
 @click.option("--threads", type=int, default=None, help="Torch threads per worker (default: cores / workers).")
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address (with --executor dask).")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Folder of user-supplied domains.")
-@click.option("--retry-failed", is_flag=True, help="Rerun runs recorded as failed.")
+@click.option("--retry-failed", is_flag=True, help="Rerun the runs recorded as failed.")
 @click.option("--quick", is_flag=True, help="Preset: digitnet, erm vs neurn, seed 0, 300 iters, 1000 eval images.")
+@data_root_option
+@friendly_errors
 def bench_cmd(archs: str, methods: str, seeds: str, iters: int, eval_limit: int | None, domains: str | None,
               out: str | None, executor: str, workers: int, threads: int | None, scheduler: str | None,
-              data_root: str | None, retry_failed: bool, quick: bool) -> None:
+              retry_failed: bool, quick: bool, data_root: str | None) -> None:
     """Train every (arch, method, seed) on MNIST[:10000] and record its accuracy on each target domain."""
     from neurn.archs import list_archs
     from neurn.bench import QUICK, run_sweep
-    from neurn._io import NeurnError
     from neurn.methods import list_methods
 
     if quick:
@@ -49,12 +139,9 @@ def bench_cmd(archs: str, methods: str, seeds: str, iters: int, eval_limit: int 
         raise click.UsageError("--out is required (or use --quick)")
     archs = ",".join(list_archs()) if archs == "all" else archs
     methods = ",".join(list_methods()) if methods == "all" else methods
-    try:
-        recs = run_sweep(archs, methods, seeds, out, iters=iters, eval_limit=eval_limit, domains=domains,
-                         executor=executor, workers=workers, threads=threads, scheduler=scheduler,
-                         data_root=data_root, retry_failed=retry_failed, notify=lambda m: click.echo(m, err=True))
-    except NeurnError as e:
-        raise click.UsageError(str(e)) from None
+    recs = run_sweep(archs, methods, seeds, out, iters=iters, eval_limit=eval_limit, domains=domains,
+                     executor=executor, workers=workers, threads=threads, scheduler=scheduler,
+                     data_root=data_root, retry_failed=retry_failed, notify=lambda m: click.echo(m, err=True))
     failed = sum(r["status"] != "ok" for r in recs)
     click.echo(f"{len(recs)} new run(s) recorded in {out} ({failed} failed); summarise with: neurn table {out}")
     if quick:
@@ -68,15 +155,12 @@ def bench_cmd(archs: str, methods: str, seeds: str, iters: int, eval_limit: int 
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md", show_default=True)
 @click.option("--method", default="neurn", show_default=True, help="Method whose gain is reported.")
 @click.option("--baseline", default="erm", show_default=True, help="Baseline method of the gain.")
+@friendly_errors
 def table_cmd(results: str, fmt: str, method: str, baseline: str) -> None:
     """Per architecture x target: mean ± std over seeds, gain over the baseline, paired p-values."""
-    from neurn.records import BenchError
     from neurn.tables import format_table, load_records
 
-    try:
-        click.echo(format_table(load_records(results), fmt, method, baseline), nl=False)
-    except BenchError as e:
-        raise click.UsageError(str(e)) from None
+    click.echo(format_table(load_records(results), fmt, method, baseline), nl=False)
 
 
 def main() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from neurn._io import InvalidArgument
+
 PADDINGS = ("zeros", "reflect")
 MAX_OVER = ("image", "channel")
 
@@ -11,17 +13,17 @@ MAX_OVER = ("image", "channel")
 def _check_args(x: torch.Tensor, kernel_size: int, padding: str, max_over: str) -> None:
     """Raise a ValueError naming the fix for any unsupported argument."""
     if x.dim() != 4:
-        raise ValueError(f"neurn expects a 4-D tensor (N, C, H, W); got shape {tuple(x.shape)}")
+        raise InvalidArgument(f"neurn expects a 4-D tensor (N, C, H, W); got shape {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise ValueError(f"neurn expects a floating-point tensor; got {x.dtype} (call .float() first)")
+        raise InvalidArgument(f"neurn expects a floating-point tensor; got {x.dtype} (call .float() first)")
     if not isinstance(kernel_size, int) or kernel_size < 1:
-        raise ValueError(f"kernel_size must be a positive int; got {kernel_size!r}")
+        raise InvalidArgument(f"kernel_size must be a positive int; got {kernel_size!r}")
     if padding not in PADDINGS:
-        raise ValueError(f"padding must be one of {PADDINGS}; got {padding!r}")
+        raise InvalidArgument(f"padding must be one of {PADDINGS}; got {padding!r}")
     if max_over not in MAX_OVER:
-        raise ValueError(f"max_over must be one of {MAX_OVER}; got {max_over!r}")
+        raise InvalidArgument(f"max_over must be one of {MAX_OVER}; got {max_over!r}")
     if padding == "reflect" and kernel_size // 2 >= min(x.shape[-2:]):
-        raise ValueError(
+        raise InvalidArgument(
             f"padding='reflect' needs kernel_size//2 < min(H, W); got k={kernel_size} for "
             f"{tuple(x.shape[-2:])} (use padding='zeros' or a smaller kernel)"
         )

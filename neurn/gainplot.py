@@ -40,7 +40,7 @@ def plot_gains(records: list[dict[str, Any]], path: str | Path | None = None, me
     iters = records[0].get("config", {}).get("iters")
     ax.set_title(f"Gain of {method} over {baseline} on unseen domains ({iters} iters; bars: mean, whiskers: std over seeds)",
                  fontsize=9)
-    ax.legend(fontsize=8, ncols=min(len(doms), 5), loc="best")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="target")
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=150)

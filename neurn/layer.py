@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neurn._io import InvalidArgument
 from neurn.functional import MAX_OVER, PADDINGS, neurn
 
 
@@ -14,11 +15,11 @@ class NeuRN(nn.Module):
         super().__init__()
         # Validate eagerly so a bad config fails at model build time, not at the first batch.
         if not isinstance(kernel_size, int) or kernel_size < 1:
-            raise ValueError(f"kernel_size must be a positive int; got {kernel_size!r}")
+            raise InvalidArgument(f"kernel_size must be a positive int; got {kernel_size!r}")
         if padding not in PADDINGS:
-            raise ValueError(f"padding must be one of {PADDINGS}; got {padding!r}")
+            raise InvalidArgument(f"padding must be one of {PADDINGS}; got {padding!r}")
         if max_over not in MAX_OVER:
-            raise ValueError(f"max_over must be one of {MAX_OVER}; got {max_over!r}")
+            raise InvalidArgument(f"max_over must be one of {MAX_OVER}; got {max_over!r}")
         self.kernel_size = kernel_size
         self.eps = eps
         self.padding = padding

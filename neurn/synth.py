@@ -115,7 +115,7 @@ def _glyph_vectors(font: ImageFont.FreeTypeFont, chars: str) -> np.ndarray | Non
 
 @lru_cache(maxsize=1)
 def digit_fonts() -> tuple[Path, ...]:
-    """Fonts that really draw 0-9: each digit recognised against DejaVu Sans, no symbol/missing glyphs."""
+    """Fonts that really draw 0-9 (checked against DejaVu Sans), deduplicated by face name."""
     import matplotlib
 
     ref_path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
@@ -132,8 +132,11 @@ def digit_fonts() -> tuple[Path, ...]:
         vecs = _glyph_vectors(font, "0123456789")
         if vecs is None:
             continue
-        # Symbol fonts map '0'-'9' to other shapes: require every digit to look most like itself.
-        if (np.argmax(vecs @ ref.T, axis=1) == np.arange(10)).all():
+        # Symbol fonts map '0'-'9' to other shapes: require the digits to look like DejaVu's digits
+        # (9 of 10, since a cropped italic "1" resembles an upright "7") and to differ from each other.
+        recognised = (np.argmax(vecs @ ref.T, axis=1) == np.arange(10)).sum()
+        self_sim = vecs @ vecs.T - np.eye(10)
+        if recognised >= 9 and self_sim.max() < 0.95:
             keep.append(path)
             seen.add(name)
     if not keep:

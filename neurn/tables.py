@@ -90,7 +90,7 @@ def protocol_line(records: list[dict[str, Any]]) -> str:
     c = records[0].get("config", {})
     seeds = sorted({int(r["seed"]) for r in records})
     ev = ("full test splits" if c.get("eval_limit") is None else
-          f"a fixed random subset of <= {c['eval_limit']} test images per target "
+          f"the first {c['eval_limit']} test images of each target "
           "(deviation: the protocol uses the full test splits)")
     it = c.get("iters")
     dev = "" if it == 10_000 else " (deviation: the reference protocol trains 10,000)"
@@ -175,7 +175,8 @@ def format_table(records: list[dict[str, Any]], fmt: str = "md", method: str = "
 
 
 def _md(head: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    left = 2 if len(head) > 1 and head[1] == "method" else 1
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * left + ["---:"] * (len(head) - left)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 

@@ -1,0 +1,66 @@
+"""The whole-zoo N×N similarity matrix, locally or split into blocks on a dask.distributed cluster."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .align import PAPER, Scoring
+from .errors import ArchsimError
+from .tokens import LayerSeq
+
+EXECUTORS = ("local", "dask")
+
+
+def block_similarity(ids: Sequence[np.ndarray], rows: np.ndarray, cols: np.ndarray, sub: np.ndarray,
+                     gap: int, threads: int | None = None) -> np.ndarray:
+    """Similarity indices (matches / length) of every ``rows`` × ``cols`` pair, as float32."""
+    from .allpairs import pair_stats
+    ri, ci = np.meshgrid(rows, cols, indexing="ij")
+    keep = ri < ci  # each unordered pair once; the caller mirrors the block
+    pairs = np.column_stack([ri[keep], ci[keep]]).astype(np.int64)
+    out = np.zeros((len(rows), len(cols)), dtype=np.float32)
+    if len(pairs):
+        _, matches, length = pair_stats(list(ids), pairs, sub, gap, threads=threads)
+        out[keep] = np.where(length > 0, matches / np.maximum(length, 1), 1.0)
+    return out
+
+
+def _blocks(n: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    starts = range(0, n, size)
+    return [(np.arange(i, min(i + size, n)), np.arange(j, min(j + size, n))) for i in starts for j in starts if i <= j]
+
+
+def similarity_array(seqs: Sequence[LayerSeq], scoring: Scoring = PAPER, executor: str = "local",
+                     scheduler: str | None = None, block: int = 256, progress: bool = True) -> np.ndarray:
+    """N×N float32 similarity matrix of ``seqs`` (diagonal 1), computed locally or on a dask cluster."""
+    from .allpairs import encode_many
+    if executor not in EXECUTORS:
+        raise ArchsimError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    ids, vocab = encode_many(list(seqs))
+    sub, n = scoring.table(vocab), len(ids)
+    out = np.eye(n, dtype=np.float32)
+    if executor == "local":
+        rows = np.arange(n)
+        out += block_similarity(ids, rows, rows, sub, scoring.gap)
+    else:
+        try:
+            from dask.distributed import Client, as_completed
+        except ImportError as exc:
+            raise ArchsimError("the dask executor needs dask.distributed: pip install 'archsim-neurn[dask]'") from exc
+        from tqdm import tqdm
+        client = Client(scheduler) if scheduler else Client(processes=False)
+        try:
+            ids_f = client.scatter(list(ids), broadcast=True)
+            sub_f = client.scatter(sub, broadcast=True)
+            futs = {client.submit(block_similarity, ids_f, r, c, sub_f, scoring.gap, 1, pure=False): (r, c)
+                    for r, c in _blocks(n, block)}
+            for fut in tqdm(as_completed(futs), total=len(futs), desc="blocks", disable=not progress):
+                r, c = futs[fut]
+                out[np.ix_(r, c)] += fut.result()
+        finally:
+            if not scheduler:
+                client.close()
+    iu = np.triu_indices(n, 1)
+    out[(iu[1], iu[0])] = out[iu]
+    return out

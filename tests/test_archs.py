@@ -1,0 +1,57 @@
+"""Architecture registry: coverage of CNN / NAS / ViT, 32x32 -> 10 logits, random init, determinism."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neurn.archs import FAMILIES, arch_spec, count_params, create_arch, list_archs, register_arch
+
+
+def test_registry_covers_cnn_nas_and_vit():
+    names = list_archs()
+    assert len(names) >= 8
+    assert {"digitnet", "resnet18", "vgg11_bn", "mobilenet_v2", "mnasnet1_0", "efficientnet_b0",
+            "regnetx_002", "vit_p4"} <= set(names)
+    assert all(list_archs(f) for f in FAMILIES)
+    assert list_archs("vit") == ["vit_p4"]
+
+
+@pytest.mark.parametrize("name", list_archs())
+def test_every_arch_maps_32x32_to_10_logits_and_trains(name):
+    torch.manual_seed(0)
+    m = create_arch(name)
+    x = torch.rand(2, 3, 32, 32)
+    out = m(x)
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+
+
+def test_digitnet_is_the_protocol_convnet():
+    m = create_arch("digitnet")
+    convs = [l for l in m.modules() if isinstance(l, torch.nn.Conv2d)]
+    fcs = [l for l in m.modules() if isinstance(l, torch.nn.Linear)]
+    assert [(c.out_channels, c.kernel_size) for c in convs] == [(64, (5, 5)), (128, (5, 5))]
+    assert [f.out_features for f in fcs] == [1024, 1024, 10]
+    expected = (3 * 25 * 64 + 64) + (64 * 25 * 128 + 128) + (3200 * 1024 + 1024) + (1024 * 1024 + 1024) + 10250
+    assert count_params(m) == expected
+
+
+def test_random_init_is_seeded_and_not_pretrained():
+    torch.manual_seed(3)
+    a = create_arch("resnet18").state_dict()
+    torch.manual_seed(3)
+    b = create_arch("resnet18").state_dict()
+    torch.manual_seed(4)
+    c = create_arch("resnet18").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["conv1.weight"], c["conv1.weight"])
+
+
+def test_unknown_and_duplicate_names_are_rejected():
+    with pytest.raises(KeyError, match="unknown architecture 'resnet99'; valid: digitnet, resnet18"):
+        arch_spec("resnet99")
+    with pytest.raises(ValueError, match="already registered"):
+        register_arch("digitnet", "cnn")(lambda n, c: torch.nn.Identity())
+    with pytest.raises(ValueError, match="family must be one of"):
+        register_arch("x", "rnn")

