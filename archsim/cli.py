@@ -248,12 +248,24 @@ def zoo_info():
               help="Tokenize every model this way (default: torch, or each preset entry's own profile).")
 @click.option("-o", "--output", "outdir", default=".", show_default=True, help="Directory for the CSV and heatmap.")
 @click.option("--no-cache", is_flag=True, help="Extract afresh instead of using the token cache.")
-def matrix(models, preset_name, metric, cluster, profile, outdir, no_cache):
-    """Pairwise similarity (or correlation) matrix of MODELS or --preset NAME: CSV + heatmap (PNG, PDF)."""
+@click.option("--zoo", "zoo_name", type=click.Choice(["torchvision", "timm", "all"]), default=None,
+              help="The whole cached zoo: writes a float32 .npy + names and a clustered overview.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="With --zoo: compute locally or in blocks on a dask.distributed cluster.")
+@click.option("--scheduler", default=None, help="dask scheduler address (default: an in-process cluster).")
+def matrix(models, preset_name, metric, cluster, profile, outdir, no_cache, zoo_name, executor, scheduler):
+    """Pairwise similarity (or correlation) matrix of MODELS, --preset NAME or --zoo: CSV/NPY + heatmap."""
     from pathlib import Path
 
     from .errors import ArchsimError
     from .presets import list_presets, preset
+    if zoo_name:
+        if models or preset_name:
+            raise ArchsimError("give MODEL names, --preset NAME or --zoo, not several")
+        from .zoomatrix import write_zoo_matrix
+        for p in write_zoo_matrix(zoo_name, Path(outdir), profile or "torch", executor, scheduler):
+            click.echo(f"wrote {p}")
+        return
     if bool(models) == bool(preset_name):
         raise ArchsimError("give either MODEL names or --preset NAME "
                            f"(presets: {', '.join(list_presets())})")

@@ -34,3 +34,4 @@ def nearest(model, zoo: str = "all", k: int = 10, profile: str = "torch",
     return [{"rank": r + 1, "name": names[i], "similarity": float(sim[i]), "score": int(score[i]),
              "matches": int(matches[i]), "length": int(length[i]), "layers": len(seqs[i + 1])}
             for r, i in enumerate(order)]
+

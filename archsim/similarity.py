@@ -4,9 +4,8 @@ from __future__ import annotations
 from typing import Iterable, Sequence, Union
 
 import numpy as np
-from numba import njit, prange
 
-from .align import PAPER, Scoring, _stats
+from .align import PAPER, Scoring
 from .errors import ArchsimError
 from .presets import PresetEntry
 from .tokens import PROFILES, LayerSeq
@@ -22,18 +21,6 @@ _PROGRESS_DELAY_S = 1.0
 def _bar(progress: bool | None, **kw):
     from tqdm import tqdm
     return tqdm(disable=progress is False, delay=0 if progress else _PROGRESS_DELAY_S, leave=False, **kw)
-
-
-@njit(parallel=True, cache=True)
-def _pair_kernel(ids, offsets, pi, pj, sub, gap, score, matches, length):
-    # One joint vocabulary and one flat id array: every pair is two slices of it, so the
-    # whole batch is a single call and the threads never touch Python objects.
-    for k in prange(pi.shape[0]):
-        i, j = pi[k], pj[k]
-        s, m, ln = _stats(ids[offsets[i]:offsets[i + 1]], ids[offsets[j]:offsets[j + 1]], sub, gap)
-        score[k] = s
-        matches[k] = m
-        length[k] = ln
 
 
 def _label(item: ModelItem) -> str:
@@ -85,46 +72,31 @@ def load_sequences(models: Iterable[ModelItem], profile: str | None = None, cach
     return out
 
 
-def _encode_all(seqs: Sequence[LayerSeq]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    vocab = sorted({t for s in seqs for t in s.tokens})
-    idx = {t: i for i, t in enumerate(vocab)}
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    ids = np.fromiter((idx[t] for s in seqs for t in s.tokens), np.int64, int(offsets[-1]))
-    return ids, offsets, vocab
-
-
-def pair_stats(seqs: Sequence[LayerSeq], scoring: Scoring | None = None,
-               progress: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pair_matrices(seqs: Sequence[LayerSeq], scoring: Scoring | None = None,
+                  progress: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(score, matches, length)`` N×N arrays; pair (i, j), i < j, aligns ``seqs[i]`` (rows) against ``seqs[j]``."""
+    from .allpairs import encode_many, pair_stats, triu_pairs
     sc = scoring if scoring is not None else PAPER
     n = len(seqs)
-    ids, offsets, vocab = _encode_all(seqs)
+    ids, vocab = encode_many(list(seqs))
     sub = sc.table(vocab) if vocab else np.zeros((1, 1), dtype=np.int64)
-    pi, pj = np.triu_indices(n, k=1)
-    pi, pj = pi.astype(np.int64), pj.astype(np.int64)
-    lengths = np.diff(offsets)
-    cost = (lengths[pi] + 1) * (lengths[pj] + 1)
-    # Largest pairs first, handed out one at a time, keep both cores busy to the end.
-    order = np.argsort(-cost, kind="stable")
-    pi, pj, cost = pi[order], pj[order], cost[order]
-    score = np.zeros(len(pi), dtype=np.int64)
-    matches = np.zeros(len(pi), dtype=np.int64)
-    length = np.zeros(len(pi), dtype=np.int64)
+    pairs = triu_pairs(n)
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    cost = (lengths[pairs[:, 0]] + 1) * (lengths[pairs[:, 1]] + 1)
     total = int(cost.sum())
+    score = np.zeros(len(pairs), dtype=np.int64)
+    matches = np.zeros(len(pairs), dtype=np.int64)
+    length = np.zeros(len(pairs), dtype=np.int64)
+    # One kernel call is fastest; split into a few calls only to move a progress bar.
     batched = progress is True or (progress is None and total >= _PROGRESS_CELLS)
-    import numba
-    with numba.parallel_chunksize(1), _bar(progress, total=total, desc="align", unit="cell",
-                                           unit_scale=True) as bar:
-        batches = np.array_split(np.arange(len(pi)), 50 if batched else 1)
-        for b in batches:
-            if len(b) == 0:
-                continue
-            lo, hi = int(b[0]), int(b[-1]) + 1
-            _pair_kernel(ids, offsets, pi[lo:hi], pj[lo:hi], sub, sc.gap,
-                         score[lo:hi], matches[lo:hi], length[lo:hi])
-            bar.update(int(cost[lo:hi].sum()))
+    with _bar(progress, total=total, desc="align", unit="cell", unit_scale=True) as bar:
+        for b in np.array_split(np.arange(len(pairs)), 20 if batched else 1):
+            if len(b):
+                got = pair_stats(ids, pairs[b], sub, sc.gap)
+                for dst, src in zip((score, matches, length), got):
+                    dst[b] = src
+                bar.update(int(cost[b].sum()))
+    pi, pj = pairs[:, 0], pairs[:, 1]
     out = []
     for flat, diag in ((score, lengths * sc.match), (matches, lengths), (length, lengths)):
         m = np.zeros((n, n), dtype=np.int64)
@@ -146,7 +118,7 @@ def similarity_matrix(models: Iterable[ModelItem], profile: str | None = None, s
     seqs = load_sequences(models, profile, cache, progress)
     if not seqs:
         raise ArchsimError("no models given")
-    _, matches, length = pair_stats(seqs, scoring, progress)
+    _, matches, length = pair_matrices(seqs, scoring, progress)
     with np.errstate(invalid="ignore", divide="ignore"):
         sim = np.where(length > 0, matches / np.maximum(length, 1), 1.0)
     np.fill_diagonal(sim, 1.0)
@@ -203,4 +175,4 @@ def reorder(df, order: Sequence[str]):
 
 
 __all__ = ["similarity_matrix", "correlation", "linkage", "cluster_order", "reorder", "load_sequences",
-           "pair_stats"]
+           "pair_matrices"]

@@ -165,7 +165,7 @@ class Zoo:
 
 
 @lru_cache(maxsize=None)
-def load(path: str | None = None) -> Zoo:
+def load(path: str | None = None) -> Zoo:  # also exported as archsim.load_zoo
     """Load the zoo cache (a user-built one if present, else the shipped one), warning on version mismatch."""
     candidates = [Path(path)] if path else [user_zoo_path(), PACKAGED]
     for p in candidates:
@@ -182,3 +182,6 @@ def load(path: str | None = None) -> Zoo:
                 warnings.warn(msg, RuntimeWarning, stacklevel=2)
             return zoo
     raise ArchsimError("no zoo cache found; run `archsim zoo build` to create it")
+
+
+load_zoo = load

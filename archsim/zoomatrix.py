@@ -64,3 +64,49 @@ def similarity_array(seqs: Sequence[LayerSeq], scoring: Scoring = PAPER, executo
     iu = np.triu_indices(n, 1)
     out[(iu[1], iu[0])] = out[iu]
     return out
+
+
+def write_zoo_matrix(zoo: str, outdir, profile: str = "torch", executor: str = "local",
+                     scheduler: str | None = None) -> list:
+    """Compute the zoo's similarity matrix; write ``.npy`` (float32), names and a clustered overview PNG."""
+    import time
+    from pathlib import Path
+
+    from .zoocache import load
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    z = load()
+    names = z.names(zoo)
+    t0 = time.perf_counter()
+    sim = similarity_array([z.seq(n, profile) for n in names], executor=executor, scheduler=scheduler)
+    seconds = time.perf_counter() - t0
+    stem = outdir / f"zoo_{zoo}_{profile}_similarity"
+    npy, txt, png = stem.with_suffix(".npy"), stem.with_name(stem.name + "_names.txt"), stem.with_suffix(".png")
+    tmp = npy.with_name(npy.name + ".tmp.npy")
+    np.save(tmp, sim)
+    tmp.replace(npy)
+    from .cache import atomic_write_text
+    atomic_write_text(txt, "\n".join(names) + "\n")
+    _overview(sim, names, png, f"{len(names)} {zoo} models, {profile} profile, clustered ({seconds:.1f} s to compute)")
+    return [npy, txt, png]
+
+
+def _overview(sim: np.ndarray, names: list[str], path, title: str) -> None:
+    """A clustered heatmap of the whole zoo (too many rows for labels: families show as blocks)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+    dist = 1.0 - sim.astype(np.float64)
+    np.fill_diagonal(dist, 0.0)
+    order = leaves_list(linkage(squareform(dist, checks=False), method="average"))
+    fig, ax = plt.subplots(figsize=(10, 9))
+    im = ax.imshow(sim[np.ix_(order, order)], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title)
+    ax.set_xlabel("models (clustered order)")
+    ax.set_ylabel("models (clustered order)")
+    fig.colorbar(im, ax=ax, label="similarity index (matches / alignment length)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)

@@ -18,7 +18,8 @@ def test_second_call_is_served_from_disk(fresh_cache, monkeypatch):
     seq = cache.cached_extract("vgg11")
     files = list(fresh_cache.glob("vgg11-torch-*.json"))
     assert len(files) == 1
-    import archsim.extract as ex
+    import sys
+    ex = sys.modules["archsim.extract"]
     monkeypatch.setattr(ex, "extract", lambda *a, **k: pytest.fail("cache miss"))
     assert cache.cached_extract("vgg11") == seq
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import archsim
 from archsim.align import Scoring, align
 from archsim.errors import ArchsimError
-from archsim.similarity import cluster_order, correlation, load_sequences, pair_stats, similarity_matrix
+from archsim.similarity import cluster_order, correlation, load_sequences, pair_matrices, similarity_matrix
 from archsim.tokens import LayerSeq
 
 ALPHABET = ["Conv2d", "ReLU", "MaxPool2d", "Linear", "BatchNorm2d"]
@@ -27,7 +27,7 @@ token_lists = st.lists(st.lists(st.sampled_from(ALPHABET), max_size=25), min_siz
 def test_matrix_matches_align_on_random_sequences(lists):
     seqs = _seqs(lists)
     df = similarity_matrix(seqs)
-    score, matches, length = pair_stats(seqs)
+    score, matches, length = pair_matrices(seqs)
     n = len(seqs)
     for i in range(n):
         for j in range(i + 1, n):
@@ -44,7 +44,7 @@ def test_matrix_matches_align_on_random_sequences(lists):
 def test_custom_scoring_matches_align(lists, match, mismatch, gap):
     seqs = _seqs(lists)
     sc = Scoring(match, mismatch, gap, substitution={("Conv2d", "Linear"): 0})
-    score, matches, length = pair_stats(seqs, sc)
+    score, matches, length = pair_matrices(seqs, sc)
     for i in range(len(seqs)):
         for j in range(i + 1, len(seqs)):
             al = align(seqs[i], seqs[j], scoring=sc)
