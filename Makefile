@@ -17,6 +17,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/archsim compare vgg16 vgg19
+	$(VENV)/bin/archsim figures -o figures
+	$(VENV)/bin/neurn figures -o figures
+	$(VENV)/bin/neurn bench --quick
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
