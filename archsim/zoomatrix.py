@@ -59,8 +59,7 @@ def similarity_array(seqs: Sequence[LayerSeq], scoring: Scoring = PAPER, executo
                 r, c = futs[fut]
                 out[np.ix_(r, c)] += fut.result()
         finally:
-            if not scheduler:
-                client.close()
+            client.close()  # our own connection; the cluster itself stays up
     iu = np.triu_indices(n, 1)
     out[(iu[1], iu[0])] = out[iu]
     return out
