@@ -6,21 +6,17 @@ import sys
 
 import click
 
-from .errors import ArchsimError
+from .errors import ArchsimError, UsageError, cli_group
+from .models.sources import SOURCES
+from .tokens import PROFILES
+from .zoo.store import ZOOS
+
+# Kept here, not imported from the modules that use them, so `archsim --help` stays light.
+EXECUTORS = ("local", "dask")
+METRICS = ("similarity", "correlation")
 
 
-class _Group(click.Group):
-    """Click group that turns archsim's user errors into one line and exit code 2."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except ArchsimError as exc:
-            click.echo(f"archsim: error: {exc}", err=True)
-            ctx.exit(2)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=cli_group("archsim", (ArchsimError,)), context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="archsim-neurn")
 def cli() -> None:
     """Compare deep-network architectures by Needleman-Wunsch alignment of their layer sequences."""
@@ -31,7 +27,7 @@ def _load(model: str, profile: str, as_tokens: bool, input_size: int | None, use
     from .tokens import LayerSeq
     if as_tokens:
         return LayerSeq(name=label, tokens=tuple(model), profile=profile, source="letters")
-    from .extract import extract
+    from .tracing import extract
     return extract(model, profile=profile, input_size=input_size, cache=use_cache)
 
 
@@ -87,7 +83,7 @@ def _describe(seq) -> str:
 @cli.command()
 @click.argument("a")
 @click.argument("b")
-@click.option("--profile", type=click.Choice(["torch", "keras"]), default="torch", show_default=True,
+@click.option("--profile", type=click.Choice(PROFILES), default="torch", show_default=True,
               help="torch: every layer call; keras: activations folded, dropout/identity/flatten dropped.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the diff.")
 @click.option("--matrix", is_flag=True, help="Also print the DP matrix (traceback cells marked *).")
@@ -104,7 +100,7 @@ def compare(a, b, profile, as_json, matrix, as_tokens, full, input_size, match, 
     A and B are model names (vgg16, tv:vgg16, timm:resnet50d), path/to/file.py:factory,
     package.module:factory, or with --tokens literal strings such as CCMCCML.
     """
-    from .align import align
+    from .alignment import align
     sa = _load(a, profile, as_tokens, input_size, not no_cache)
     sb = _load(b, profile, as_tokens, input_size, not no_cache, label="b")
     al = align(sa, sb, match=match, mismatch=mismatch, gap=gap)
@@ -132,17 +128,17 @@ def compare(a, b, profile, as_json, matrix, as_tokens, full, input_size, match, 
 
 @cli.command("list")
 @click.argument("pattern", default="*")
-@click.option("--source", type=click.Choice(["all", "torchvision", "timm", "archsim"]), default="all",
+@click.option("--source", type=click.Choice(("all", *SOURCES)), default="all",
               show_default=True, help="Which model source to list.")
 @click.option("--count", is_flag=True, help="Only print how many models match.")
-@click.option("--zoo", type=click.Choice(["torchvision", "timm", "all"]), default=None,
+@click.option("--zoo", type=click.Choice(ZOOS), default=None,
               help="List the models in the shipped zoo cache instead of the libraries.")
 def list_cmd(pattern, source, count, zoo):
     """List resolvable model names matching PATTERN (shell wildcards, e.g. 'vgg1*')."""
     if zoo:
         import fnmatch
-        from .zoocache import load
-        z = load()
+        from .zoo.store import load_zoo
+        z = load_zoo()
         rows = [n for n in z.names(zoo) if fnmatch.fnmatchcase(n.split(":", 1)[1].lower(), pattern.lower())]
         click.echo(len(rows) if count else "\n".join(rows))
         if not count:
@@ -150,19 +146,19 @@ def list_cmd(pattern, source, count, zoo):
                        f"(torch {z.versions['torch']}, torchvision {z.versions['torchvision']}, "
                        f"timm {z.versions['timm']})", err=True)
         return
-    from .zoo import list_models
+    from .models import list_models
     rows = list_models(pattern, source)
     if count:
         click.echo(len(rows))
         return
-    for src, name in rows:
-        click.echo(f"{'tv' if src == 'torchvision' else src}:{name}")
+    for name in rows:
+        click.echo(name)
     click.echo(f"{len(rows)} model{'s' if len(rows) != 1 else ''}", err=True)
 
 
 @cli.command()
 @click.argument("model")
-@click.option("--profile", type=click.Choice(["torch", "keras"]), default="torch", show_default=True)
+@click.option("--profile", type=click.Choice(PROFILES), default="torch", show_default=True)
 @click.option("--input-size", type=int, default=None, help="Square input size (default: the model's own).")
 @click.option("--json", "as_json", is_flag=True, help="Print tokens and module paths as JSON.")
 def tokens(model, profile, input_size, as_json):
@@ -179,14 +175,14 @@ def tokens(model, profile, input_size, as_json):
 
 @cli.command()
 @click.argument("model")
-@click.option("--zoo", type=click.Choice(["torchvision", "timm", "all"]), default="all", show_default=True)
+@click.option("--zoo", type=click.Choice(ZOOS), default="all", show_default=True)
 @click.option("-k", "k", default=10, show_default=True, help="How many neighbours to show.")
-@click.option("--profile", type=click.Choice(["torch", "keras"]), default="torch", show_default=True)
+@click.option("--profile", type=click.Choice(PROFILES), default="torch", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the neighbours as JSON.")
 def nearest(model, zoo, k, profile, as_json):
     """The K zoo architectures most similar to MODEL (a name or path/to/file.py:factory)."""
     import time
-    from .nearest import nearest as find
+    from .zoo.neighbours import nearest as find
     t0 = time.perf_counter()
     rows = find(model, zoo=zoo, k=k, profile=profile)
     if as_json:
@@ -206,12 +202,12 @@ def zoo() -> None:
 
 @zoo.command("build")
 @click.option("--workers", default=1, show_default=True, help="Worker processes.")
-@click.option("--zoo", "which", type=click.Choice(["torchvision", "timm", "all"]), default="all", show_default=True)
+@click.option("--zoo", "which", type=click.Choice(ZOOS), default="all", show_default=True)
 @click.option("-o", "--output", default=None, help="Output file (default: the package data, else the user cache).")
 def zoo_build(workers, which, output):
     """Extract every zoo model (resumable) and write the versioned zoo cache."""
-    from .zoocache import build
-    out, problems = build(output, workers=workers, zoo=which)
+    from .zoo.build import build_zoo
+    out, problems = build_zoo(output, workers=workers, zoo=which)
     click.echo(f"wrote {out}")
     for p in problems:
         click.echo(f"  not in execution order: {p['name']}: {p['reason']}")
@@ -221,8 +217,8 @@ def zoo_build(workers, which, output):
 @zoo.command("info")
 def zoo_info():
     """Where the zoo cache is, what built it and which models are not in execution order."""
-    from .zoocache import load
-    z = load()
+    from .zoo.store import load_zoo
+    z = load_zoo()
     n_def = sum(1 for m in z.models.values() if m["o"] != "execution")
     click.echo(f"{z.path}\n{len(z.models)} models ({len(z.names('torchvision'))} torchvision, "
                f"{len(z.names('timm'))} timm), {len(z.vocab)} token types")
@@ -241,48 +237,47 @@ def zoo_info():
 @cli.command()
 @click.argument("models", nargs=-1)
 @click.option("--preset", "preset_name", default=None, help="A named model list instead of MODELS (e.g. paper44).")
-@click.option("--metric", type=click.Choice(["similarity", "correlation"]), default="similarity", show_default=True,
+@click.option("--metric", type=click.Choice(METRICS), default="similarity", show_default=True,
               help="similarity: NW matches / alignment length; correlation: Pearson correlation of its rows.")
 @click.option("--cluster", is_flag=True, help="Order rows/columns by hierarchical clustering.")
-@click.option("--profile", type=click.Choice(["torch", "keras"]), default=None,
+@click.option("--profile", type=click.Choice(PROFILES), default=None,
               help="Tokenize every model this way (default: torch, or each preset entry's own profile).")
 @click.option("-o", "--output", "outdir", default=".", show_default=True, help="Directory for the CSV and heatmap.")
 @click.option("--no-cache", is_flag=True, help="Extract afresh instead of using the token cache.")
-@click.option("--zoo", "zoo_name", type=click.Choice(["torchvision", "timm", "all"]), default=None,
+@click.option("--zoo", "zoo_name", type=click.Choice(ZOOS), default=None,
               help="The whole cached zoo: writes a float32 .npy + names and a clustered overview.")
-@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
               help="With --zoo: compute locally or in blocks on a dask.distributed cluster.")
 @click.option("--scheduler", default=None, help="dask scheduler address (default: an in-process cluster).")
 def matrix(models, preset_name, metric, cluster, profile, outdir, no_cache, zoo_name, executor, scheduler):
     """Pairwise similarity (or correlation) matrix of MODELS, --preset NAME or --zoo: CSV/NPY + heatmap."""
     from pathlib import Path
 
-    from .errors import ArchsimError
-    from .presets import list_presets, preset
+    from .presets import get_preset, list_presets
     if zoo_name:
         if models or preset_name:
-            raise ArchsimError("give MODEL names, --preset NAME or --zoo, not several")
-        from .zoomatrix import write_zoo_matrix
+            raise UsageError("give MODEL names, --preset NAME or --zoo, not several")
+        from .zoo.matrix import write_zoo_matrix
         for p in write_zoo_matrix(zoo_name, Path(outdir), profile or "torch", executor, scheduler):
             click.echo(f"wrote {p}")
         return
     if bool(models) == bool(preset_name):
-        raise ArchsimError("give either MODEL names or --preset NAME "
+        raise UsageError("give either MODEL names or --preset NAME "
                            f"(presets: {', '.join(list_presets())})")
     if models and len(models) < 2:
-        raise ArchsimError("a matrix needs at least two models")
+        raise UsageError("a matrix needs at least two models")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from .plot import heatmap, save_csv, save_figure
-    from .similarity import correlation, similarity_matrix
-    items = preset(preset_name) if preset_name else list(models)
+    from .matrices import correlation, similarity_matrix
+    items = get_preset(preset_name) if preset_name else list(models)
     df = similarity_matrix(items, profile=profile, cache=not no_cache)
     if metric == "correlation":
         df = correlation(df)
     if cluster:
-        from .similarity import cluster_order, reorder
+        from .matrices import cluster_order, reorder
         df = reorder(df, cluster_order(df))
     stem = Path(outdir) / f"{preset_name or 'matrix'}_{metric}{'_clustered' if cluster else ''}"
     csv = save_csv(df, stem.with_name(stem.name + ".csv"))
@@ -304,7 +299,7 @@ def figures(outdir, no_cache):
     import matplotlib
     matplotlib.use("Agg")
 
-    from .plot import figure6
+    from .figures import figure6
     paths = figure6(outdir, cache=not no_cache)
     for p in paths:
         click.echo(f"wrote {p}")
@@ -312,7 +307,7 @@ def figures(outdir, no_cache):
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: ``archsim: error: ...`` on stderr, exit 2 for usage, 1 for failures."""
     cli(prog_name="archsim")
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -10,18 +9,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .align import MATCH, Alignment, align
-from .tokens import LayerSeq, letter
-
-# The token strings printed in the paper's Figure 6 (VGG16/VGG19 from Keras, VGG11 from PyTorch).
-PAPER_TOKENS = {
-    "VGG16": "CCMCCMCCCMCCCMCCCMLLL",
-    "VGG19": "CCMCCMCCCCMCCCCMCCCCMLLL",
-    "VGG11": "CRMCRMCRCRMCRCRMCRCRMALRDLRDL",
-}
-# Panel (c): rows × columns of each DP matrix, as in the paper.
-DP_PAIRS = (("VGG16", "VGG11"), ("VGG16", "VGG19"), ("VGG19", "VGG11"))
-VGG_LABELS = ("vgg16", "vgg19", "vgg11")  # their labels in the paper44 preset
+from ._io import atomic_write
+from .alignment import MATCH, Alignment
+from .tokens import letter
 
 FORMATS = ("png", "pdf")
 DPI = 150  # PNGs are previews; the PDFs are the vector, publication versions
@@ -41,33 +31,11 @@ def _mpl():
     return matplotlib, plt
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic(path: Path, write) -> Path:
-    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, dpi: int = DPI,
                 tight: bool = True) -> list[Path]:
     """Write ``fig`` as ``stem.png``/``stem.pdf`` atomically (temp file + rename); returns the paths."""
     stem = Path(stem)
-    return [_atomic(stem.with_name(f"{stem.name}.{fmt}"),
+    return [atomic_write(stem.with_name(f"{stem.name}.{fmt}"),
                     lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi, pad_inches=0.15,
                                                      bbox_inches="tight" if tight else None))
             for fmt in formats]
@@ -75,7 +43,7 @@ def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, 
 
 def save_csv(df, path: str | os.PathLike) -> Path:
     """Write a matrix as CSV atomically."""
-    return _atomic(Path(path), lambda tmp: df.to_csv(tmp, float_format="%.6f"))
+    return atomic_write(Path(path), lambda tmp: df.to_csv(tmp, float_format="%.6f"))
 
 
 def _metric_style(df) -> dict:
@@ -116,7 +84,7 @@ def heatmap(df, title: str | None = None, ax=None, annot: bool | None = None, cb
 def clustermap(df, title: str | None = None):
     """Hierarchically clustered heatmap with dendrograms (average linkage on 1 − value)."""
     import seaborn as sns
-    from .similarity import linkage
+    from .matrices import linkage
     matplotlib, plt = _mpl()
     st = _metric_style(df)
     z = linkage(df)
@@ -189,7 +157,7 @@ def alignment_strip(al: Alignment, ax, title: str | None = None, ncols: int | No
                  loc="left", fontsize=9.5)
 
 
-def _legend_tokens(als: Sequence[Alignment]) -> list:
+def legend_tokens(als: Sequence[Alignment]) -> list:
     from matplotlib.patches import Patch
     seen = []
     for al in als:
@@ -197,28 +165,6 @@ def _legend_tokens(als: Sequence[Alignment]) -> list:
             if t not in seen:
                 seen.append(t)
     return [Patch(facecolor=_TOKEN_COLORS.get(t, "#B0B0B0"), label=f"{letter(t)} = {t}") for t in seen]
-
-
-def vgg_zoom(corr, seqs: dict[str, LayerSeq], labels: Sequence[str] = VGG_LABELS, title: str | None = None):
-    """Panel (b): the VGG block of the correlation heatmap beside the three pairwise alignment strips."""
-    matplotlib, plt = _mpl()
-    block = corr.loc[list(labels), list(labels)]
-    block.attrs.update(corr.attrs)
-    pairs = [(labels[0], labels[2]), (labels[0], labels[1]), (labels[1], labels[2])]
-    als = [align(seqs[a], seqs[b]) for a, b in pairs]
-    width = max(al.length for al in als)
-    with matplotlib.rc_context(_RC):
-        fig = plt.figure(figsize=(5.2 + 0.34 * width, 6.4))
-        gs = fig.add_gridspec(3, 2, width_ratios=[4.2, 0.34 * width], wspace=0.08, hspace=0.9)
-        heatmap(block, ax=fig.add_subplot(gs[:, 0]), annot=True, cbar=False,
-                title="correlation similarity\n(VGG block of panel a)")
-        for k, al in enumerate(als):
-            alignment_strip(al, fig.add_subplot(gs[k, 1]), ncols=width)
-        fig.legend(handles=_legend_tokens(als), loc="lower center", ncol=6, frameon=False,
-                   bbox_to_anchor=(0.62, 0.0), fontsize=8.5)
-        fig.suptitle(title or "VGG11 / VGG16 / VGG19: correlation block and aligned layers (red: differing layers)",
-                     y=1.0)
-    return fig
 
 
 def dp_matrix(al: Alignment, ax=None, title: str | None = None):
@@ -269,47 +215,5 @@ def dp_matrix(al: Alignment, ax=None, title: str | None = None):
     return fig
 
 
-def paper_alignments() -> list[Alignment]:
-    """Alignments of the paper's VGG token strings in panel (c)'s order."""
-    seqs = {k: LayerSeq.from_letters(v, name=k) for k, v in PAPER_TOKENS.items()}
-    return [align(seqs[a], seqs[b]) for a, b in DP_PAIRS]
-
-
-def figure6(outdir: str | os.PathLike = "figures", preset_name: str = "paper44", cache: bool = True,
-            progress: bool | None = None) -> list[Path]:
-    """Regenerate every Figure 6 panel (and the matrices as CSV) into ``outdir``; returns the written paths."""
-    from .presets import preset
-    from .similarity import correlation, load_sequences, reorder, similarity_matrix
-    _, plt = _mpl()
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    seqs = load_sequences(preset(preset_name), cache=cache, progress=progress)
-    sim = similarity_matrix(seqs, progress=progress)
-    corr = correlation(sim)
-    for df, name in ((sim, "similarity"), (corr, "correlation")):
-        written.append(save_csv(df, out / f"{preset_name}_{name}.csv"))
-
-    n = len(corr)
-    fig = heatmap(corr, title=f"(a) DNN architectural similarity: correlation similarity, {n} models")
-    written += save_figure(fig, out / "fig6a_correlation")
-    plt.close(fig)
-    fig = clustermap(corr, title=f"(a) correlation similarity, {n} models, hierarchically clustered")
-    written += save_figure(fig, out / "fig6a_correlation_clustered")
-    plt.close(fig)
-
-    by_name = {s.name: s for s in seqs}
-    if all(v in by_name for v in VGG_LABELS):
-        fig = vgg_zoom(reorder(corr, list(corr.index)), by_name)
-        written += save_figure(fig, out / "fig6b_vgg_zoom")
-        plt.close(fig)
-
-    for al in paper_alignments():
-        fig = dp_matrix(al)
-        written += save_figure(fig, out / f"fig6c_dp_{al.name_a.lower()}_{al.name_b.lower()}", tight=False)
-        plt.close(fig)
-    return written
-
-
-__all__ = ["heatmap", "clustermap", "save_csv", "alignment_strip", "vgg_zoom", "dp_matrix", "figure6", "save_figure",
-           "paper_alignments", "differing_layers", "PAPER_TOKENS", "DP_PAIRS"]
+__all__ = ["heatmap", "clustermap", "save_csv", "alignment_strip", "dp_matrix", "save_figure", "differing_layers",
+           "legend_tokens"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import ArchsimError
+from ._registry import Registry
+from .errors import UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -23,29 +24,28 @@ class PresetEntry:
         return {"tv": "torchvision", "timm": "timm", "archsim": "archsim"}[prefix]
 
 
-_PRESETS: dict[str, Callable[[], list[PresetEntry]]] = {}
+PRESETS: Registry[Callable[[], list[PresetEntry]]] = Registry("preset", UnknownNameError)
+
+register_preset = PRESETS.decorator()
+register_preset.__doc__ = "Add a preset (a function returning its entries; name defaults to the function's)."
 
 
-def register_preset(name: str):
-    """Decorator adding a preset (a function returning its entries) to the registry."""
-    def deco(fn: Callable[[], list[PresetEntry]]) -> Callable[[], list[PresetEntry]]:
-        if name in _PRESETS:
-            raise ValueError(f"preset {name!r} registered twice")
-        _PRESETS[name] = fn
-        return fn
-    return deco
+def list_presets(pattern: str = "*") -> list[str]:
+    """Names of the registered presets matching ``pattern``.
+
+    >>> list_presets()
+    ['paper44', 'torchvision']
+    """
+    return PRESETS.list(pattern)
 
 
-def list_presets() -> list[str]:
-    """Names of the registered presets."""
-    return sorted(_PRESETS)
+def get_preset(name: str) -> list[PresetEntry]:
+    """The entries of preset ``name``, in its defined order.
 
-
-def preset(name: str) -> list[PresetEntry]:
-    """The entries of preset ``name``, in its defined order."""
-    if name not in _PRESETS:
-        raise ArchsimError(f"unknown preset {name!r}; choose one of {', '.join(list_presets())}")
-    return list(_PRESETS[name]())
+    >>> get_preset("paper44")[13]
+    PresetEntry(label='vgg11', model='tv:vgg11', profile='torch', note='')
+    """
+    return list(PRESETS.get(name)())
 
 
 K, T = "keras", "torch"
@@ -100,13 +100,13 @@ _PAPER44 = [
 ]
 
 
-@register_preset("paper44")
-def _paper44() -> list[PresetEntry]:
+@register_preset
+def paper44() -> list[PresetEntry]:
     return list(_PAPER44)
 
 
-@register_preset("torchvision")
-def _torchvision() -> list[PresetEntry]:
+@register_preset
+def torchvision() -> list[PresetEntry]:
     import torchvision.models as tvm
     # Classification models only: the ones in torchvision.models itself, not its
     # detection/segmentation/video/optical_flow/quantization submodules.
@@ -116,9 +116,9 @@ def _torchvision() -> list[PresetEntry]:
 def markdown_table(name: str = "paper44") -> str:
     """The preset as a Markdown table: label, model, source, profile, substitution."""
     rows = ["| # | label | model | source | profile | substitution / note |", "|---|---|---|---|---|---|"]
-    for i, e in enumerate(preset(name), 1):
+    for i, e in enumerate(get_preset(name), 1):
         rows.append(f"| {i} | {e.label} | `{e.model}` | {e.source} | {e.profile} | {e.note or '—'} |")
     return "\n".join(rows) + "\n"
 
 
-__all__ = ["PresetEntry", "preset", "list_presets", "register_preset", "markdown_table"]
+__all__ = ["PresetEntry", "get_preset", "list_presets", "register_preset", "markdown_table"]

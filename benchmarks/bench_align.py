@@ -8,7 +8,7 @@ Two comparisons:
 * random layer-like pairs: archsim's full traceback ``align`` and ``align_stats`` per pair
   against Biopython and parasail (issue #2), plus the all-pairs kernel on the same list;
 * the model zoo: every pair of ~90 real torchvision/timm token sequences through the
-  all-pairs kernel (``archsim.allpairs``, one call, 1 and 2 threads) against parasail's
+  all-pairs kernel (``archsim.kernel``, one call, 1 and 2 threads) against parasail's
   ``nw_stats_striped_16`` (score + matches + length), ``nw_scan_16`` and ``nw_striped_16``
   (score only) and Biopython's ``PairwiseAligner.score``, called per pair.
 
@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from archsim.align import PAPER, align, align_stats, encode
+from archsim.alignment import PAPER, align, align_stats, encode
 
 ALPHABET = "CRMABLDGSNHP"  # one character per token: what parasail and Biopython accept
 
@@ -92,7 +92,7 @@ def random_comparison(args: argparse.Namespace) -> dict:
     striped_wrong = sum(x != y for x, y in zip(scores["parasail_striped"], ref))
 
     # The all-pairs kernel takes the whole list in one call (score, matches and length).
-    from archsim.allpairs import encode_many, pair_stats
+    from archsim.kernel import encode_many, pair_stats
     flat = [x for ab in pairs for x in ab]
     ids, _ = encode_many(flat)
     idx = np.arange(len(flat)).reshape(-1, 2)
@@ -102,7 +102,7 @@ def random_comparison(args: argparse.Namespace) -> dict:
         t0 = time.perf_counter()
         kernel = pair_stats(ids, idx, threads=1)
         times["archsim_kernel_1t"] = min(times["archsim_kernel_1t"], time.perf_counter() - t0)
-    assert kernel[0].tolist() == ref, "archsim.allpairs disagrees with archsim align on the score"
+    assert kernel[0].tolist() == ref, "archsim.kernel disagrees with archsim align on the score"
     for (a, b), mt, ln in list(zip(pairs, kernel[1], kernel[2]))[:10]:
         al = align(a, b)
         assert (al.matches, al.length) == (mt, ln)
@@ -179,7 +179,7 @@ def zoo_comparison(args: argparse.Namespace) -> dict:
     import parasail
     from Bio.Align import PairwiseAligner
 
-    from archsim.allpairs import LANES, all_pairs, encode_many, padding_efficiency, triu_pairs
+    from archsim.kernel import LANES, all_pairs, encode_many, padding_efficiency, triu_pairs
 
     names = zoo_models(args.models)
     seqs, extract_s = zoo_sequences(names)

@@ -1,41 +1,22 @@
-"""Cache/data directories, atomic writes and verified loads, and NeuRN's error types."""
+"""Cache and data folders, and verified array caches (written with the shared atomic writer)."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 
-
-class NeurnError(Exception):
-    """Base of the errors whose message tells the user what to do (the CLI prints it, exit code 2)."""
-
-
-class UnknownDomain(NeurnError, ValueError):
-    """A domain name that is not registered."""
-
-
-class DomainUnavailable(NeurnError, FileNotFoundError):
-    """A domain whose data is not on this machine (user-supplied file or optional package missing)."""
-
-
-class InvalidArgument(NeurnError, ValueError):
-    """A bad argument value (kernel size, split, channels, limit...)."""
-
-
-class CorruptData(NeurnError, ValueError):
-    """A data file exists but fails its checksum or format check."""
+from archsim._io import atomic_write, cache_root
 
 
 def cache_dir() -> Path:
     """Directory for generated datasets: $NEURN_CACHE or the platform user cache dir."""
     env = os.environ.get("NEURN_CACHE")
-    return Path(env) if env else Path(platformdirs.user_cache_dir("archsim-neurn")) / "neurn"
+    return Path(env) if env else cache_root() / "neurn"
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -43,7 +24,10 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     if root is not None:
         return Path(root).expanduser()
     env = os.environ.get("NEURN_DATA")
-    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("archsim-neurn")) / "data"
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+    return Path(platformdirs.user_data_dir("archsim-neurn")) / "data"
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -67,16 +51,10 @@ def _digest(arrays: dict[str, np.ndarray]) -> str:
 
 def save_arrays(path: Path, meta: dict, **arrays: np.ndarray) -> None:
     """Write arrays + meta + checksum to an .npz atomically (temp file in the same dir, then os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = dict(meta, sha256=_digest(arrays))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, __meta__=np.array(json.dumps(header, sort_keys=True)), **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    np.savez(buf, __meta__=np.array(json.dumps(header, sort_keys=True)), **arrays)
+    atomic_write(path, buf.getvalue())
 
 
 def load_arrays(path: Path, meta: dict) -> dict[str, np.ndarray] | None:

@@ -1,13 +1,15 @@
 """The ``neurn`` command line."""
 from __future__ import annotations
 
-import functools
 import sys
 import time
 
 import click
 
-from neurn._io import NeurnError, cache_dir, data_root as resolve_data_root
+from archsim.errors import cli_group
+from neurn.bench.protocol import EXECUTORS, SPLITS, TABLE_FORMATS
+from neurn._io import cache_dir, data_root as resolve_data_root
+from neurn.errors import NeurnError
 
 data_root_option = click.option(
     "--data-root", type=click.Path(file_okay=False), default=None, envvar="NEURN_DATA",
@@ -15,21 +17,7 @@ data_root_option = click.option(
 )
 
 
-def friendly_errors(fn):
-    """Turn NeuRN's explanatory errors into one 'Error: ...' line and exit code 2 (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except NeurnError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=cli_group("neurn", (NeurnError,)), context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="archsim-neurn")
 def cli() -> None:
     """NeuRN: brain-inspired input normalization for domain generalization."""
@@ -37,15 +25,14 @@ def cli() -> None:
 
 @cli.command("domains")
 @data_root_option
-@friendly_errors
 def domains_cmd(data_root: str | None) -> None:
     """List the digit domains, their split sizes, sources and whether they are present."""
-    from neurn.domains import available_domains, domain_info, list_domains
+    from neurn.domains import available_domains, get_domain, list_domains
 
     have = set(available_domains(data_root, split="test"))
     rows = []
     for name in list_domains():
-        info = domain_info(name)
+        info = get_domain(name)
         status = "ready" if name in have else ("absent" if info.user_supplied else "unavailable")
         rows.append((name, status, str(info.splits.get("train", "-")), str(info.splits.get("test", "-")),
                      f"{info.native_size}x{info.native_size}x{info.native_channels}", info.source))
@@ -59,9 +46,8 @@ def domains_cmd(data_root: str | None) -> None:
 
 @cli.command("build")
 @click.argument("names", nargs=-1)
-@click.option("--split", "splits", multiple=True, type=click.Choice(["train", "test"]), default=("test", "train"),
+@click.option("--split", "splits", multiple=True, type=click.Choice(SPLITS), default=("test", "train"),
               show_default=True, help="Split(s) to generate.")
-@friendly_errors
 def build_cmd(names: tuple[str, ...], splits: tuple[str, ...]) -> None:
     """Generate and cache the offline domains (default: mnistm and syn), timing each split."""
     from neurn.domains import load_domain
@@ -83,7 +69,6 @@ def build_cmd(names: tuple[str, ...], splits: tuple[str, ...]) -> None:
 @click.option("--results", type=click.Path(), default=None,
               help="Benchmark results folder: also write neurn_gains.png (gain of neurn over erm).")
 @data_root_option
-@friendly_errors
 def figures_cmd(out_dir: str, per_domain: int, kernel_size: int, data_root: str | None,
                 results: str | None) -> None:
     """Write neurn_examples.png: originals over their NeuRN versions for four domains."""
@@ -94,8 +79,8 @@ def figures_cmd(out_dir: str, per_domain: int, kernel_size: int, data_root: str 
     if results is not None:
         from pathlib import Path
 
-        from neurn.gainplot import plot_gains
-        from neurn.tables import load_records
+        from neurn.bench.report import load_records
+        from neurn.plot import plot_gains
 
         gain_path = Path(out_dir) / "neurn_gains.png"
         plot_gains(load_records(results), gain_path)
@@ -106,7 +91,7 @@ def figures_cmd(out_dir: str, per_domain: int, kernel_size: int, data_root: str 
 
 @cli.command("bench")
 @click.option("--archs", default="digitnet", show_default=True,
-              help="Comma list of architectures (neurn.archs.list_archs()), or 'all'.")
+              help="Comma list of architectures (neurn.bench.list_archs()), or 'all'.")
 @click.option("--methods", default="erm,neurn", show_default=True, help="Comma list of methods, or 'all'.")
 @click.option("--seeds", default="0,1,2", show_default=True, help="Seeds: '0,1,2' or '0-4'.")
 @click.option("--iters", type=int, default=10_000, show_default=True, help="Training iterations (protocol: 10000).")
@@ -114,21 +99,21 @@ def figures_cmd(out_dir: str, per_domain: int, kernel_size: int, data_root: str 
               help="Evaluate only the first N test images of each target (a recorded deviation).")
 @click.option("--domains", default=None, help="Comma list of target domains (default: every available one).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Results folder (one JSON per run).")
-@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True)
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
 @click.option("--threads", type=int, default=None, help="Torch threads per worker (default: cores / workers).")
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address (with --executor dask).")
 @click.option("--retry-failed", is_flag=True, help="Rerun the runs recorded as failed.")
 @click.option("--quick", is_flag=True, help="Preset: digitnet, erm vs neurn, seed 0, 300 iters, 1000 eval images.")
 @data_root_option
-@friendly_errors
 def bench_cmd(archs: str, methods: str, seeds: str, iters: int, eval_limit: int | None, domains: str | None,
               out: str | None, executor: str, workers: int, threads: int | None, scheduler: str | None,
               retry_failed: bool, quick: bool, data_root: str | None) -> None:
     """Train every (arch, method, seed) on MNIST[:10000] and record its accuracy on each target domain."""
-    from neurn.archs import list_archs
-    from neurn.bench import QUICK, run_sweep
-    from neurn.methods import list_methods
+    from neurn.bench.archs import list_archs
+    from neurn.bench.methods import list_methods
+    from neurn.bench.protocol import QUICK
+    from neurn.bench.sweep import run_sweep
 
     if quick:
         archs, methods = ",".join(QUICK["archs"]), ",".join(QUICK["methods"])
@@ -145,26 +130,25 @@ def bench_cmd(archs: str, methods: str, seeds: str, iters: int, eval_limit: int 
     failed = sum(r["status"] != "ok" for r in recs)
     click.echo(f"{len(recs)} new run(s) recorded in {out} ({failed} failed); summarise with: neurn table {out}")
     if quick:
-        from neurn.tables import format_table, load_records
+        from neurn.bench.report import format_table, load_records
 
         click.echo(format_table(load_records(out), "md"))
 
 
 @cli.command("table")
 @click.argument("results", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="md", show_default=True)
 @click.option("--method", default="neurn", show_default=True, help="Method whose gain is reported.")
 @click.option("--baseline", default="erm", show_default=True, help="Baseline method of the gain.")
-@friendly_errors
 def table_cmd(results: str, fmt: str, method: str, baseline: str) -> None:
     """Per architecture x target: mean ± std over seeds, gain over the baseline, paired p-values."""
-    from neurn.tables import format_table, load_records
+    from neurn.bench.report import format_table, load_records
 
     click.echo(format_table(load_records(results), fmt, method, baseline), nl=False)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: ``neurn: error: ...`` on stderr, exit 2 for usage, 1 for failures."""
     cli(prog_name="neurn")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from neurn._io import InvalidArgument
+from neurn.errors import InvalidArgument
 
 PADDINGS = ("zeros", "reflect")
 MAX_OVER = ("image", "channel")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neurn._io import InvalidArgument
+from neurn.errors import InvalidArgument
 from neurn.functional import MAX_OVER, PADDINGS, neurn
 
 

@@ -1,12 +1,14 @@
-"""Figures: originals next to their NeuRN responses, one block per digit domain."""
+"""Figures: originals next to their NeuRN responses per digit domain, and the benchmark gain chart."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from archsim._io import atomic_write, check_output_dir
 from neurn.domains import available_domains, load_domain
 from neurn.functional import neurn
 
@@ -49,6 +51,7 @@ def examples_figure(out_dir: str | os.PathLike = "figures", domains: list[str] |
     matplotlib.use("Agg", force=False)  # keep working headless without overriding a notebook backend
     import matplotlib.pyplot as plt
 
+    check_output_dir(out_dir)  # before minutes of domain generation, not after
     domains = domains or default_example_domains(data_root)
     titles = {"mnist": "MNIST", "mnistm": "MNIST-M", "syn": "SYN", "svhn": "SVHN", "usps": "USPS",
               "digits": "Digits (USPS stand-in)", "mnistm-real": "MNIST-M (real)"}
@@ -69,12 +72,49 @@ def examples_figure(out_dir: str | os.PathLike = "figures", domains: list[str] |
         for spine in ax.spines.values():
             spine.set_visible(False)
     fig.tight_layout()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / filename
-    # Save under a temporary name first so a reader never sees half a PNG.
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=150)
-    plt.close(fig)
-    os.replace(tmp, path)
+    path = Path(out_dir) / filename
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format="png"))
+    finally:
+        plt.close(fig)
     return path
+
+
+def plot_gains(records: list[dict[str, Any]], path: str | Path | None = None, method: str = "neurn",
+               baseline: str = "erm"):
+    """Grouped bars (architectures x target domains) of the mean paired gain in points, ± std over seeds."""
+    import matplotlib
+
+    from neurn.bench.report import AVG, domain_order, gains, records_frame
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    gn = gains(records_frame(records), method, baseline)
+    source = records[0].get("config", {}).get("source", "mnist")
+    # The source's own test split is not domain generalization: show only the unseen targets + avg.
+    doms = [d for d in domain_order(records) if d != source]
+    archs = list(dict.fromkeys(a for a in gn["arch"] if a != "all")) + ["all"]
+    idx = gn.set_index(["arch", "domain"])
+    width = 0.8 / max(1, len(doms))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(archs) + 2), 3.8), constrained_layout=True)
+    colors = plt.get_cmap("tab10")
+    x = np.arange(len(archs))
+    for j, d in enumerate(doms):
+        vals = [100 * idx.loc[(a, d), "gain"] if (a, d) in idx.index else np.nan for a in archs]
+        errs = [100 * idx.loc[(a, d), "gain_std"] if (a, d) in idx.index else np.nan for a in archs]
+        color = "black" if d == AVG else colors(j)
+        ax.bar(x + (j - (len(doms) - 1) / 2) * width, vals, width, yerr=np.nan_to_num(errs), capsize=2,
+               label=d, color=color, alpha=0.85 if d != AVG else 0.6)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(x, archs, rotation=30, ha="right")
+    ax.set_ylabel(f"{method} − {baseline} (accuracy points)")
+    iters = records[0].get("config", {}).get("iters")
+    ax.set_title(f"Gain of {method} over {baseline} on unseen domains ({iters} iters; bars: mean, whiskers: std over seeds)",
+                 fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="target")
+    if path is not None:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format=Path(path).suffix.lstrip(".") or "png"))
+        plt.close(fig)
+    return fig

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archsim.align import GAP_A, GAP_B, MATCH, MISMATCH, Scoring, align, align_stats
+from archsim.alignment import GAP_A, GAP_B, MATCH, MISMATCH, Scoring, align, align_stats
 from archsim.tokens import LayerSeq
 
 seqs = st.text(alphabet="CRMBLDA", min_size=0, max_size=25)

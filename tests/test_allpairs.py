@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import archsim
-from archsim.align import Scoring, _stats, align
-from archsim.allpairs import (LANES, _plan, all_pairs, default_table, encode_many, padding_efficiency,
+from archsim.alignment import Scoring, _stats, align
+from archsim.kernel import (LANES, _plan, all_pairs, default_table, encode_many, padding_efficiency,
                               pair_stats, triu_pairs)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neurn.archs import FAMILIES, arch_spec, count_params, create_arch, list_archs, register_arch
+from neurn.bench.archs import FAMILIES, get_arch, count_params, create_arch, list_archs, register_arch
 
 
 def test_registry_covers_cnn_nas_and_vit():
@@ -12,8 +12,9 @@ def test_registry_covers_cnn_nas_and_vit():
     assert len(names) >= 8
     assert {"digitnet", "resnet18", "vgg11_bn", "mobilenet_v2", "mnasnet1_0", "efficientnet_b0",
             "regnetx_002", "vit_p4"} <= set(names)
-    assert all(list_archs(f) for f in FAMILIES)
-    assert list_archs("vit") == ["vit_p4"]
+    assert all(list_archs(family=f) for f in FAMILIES)
+    assert list_archs(family="vit") == ["vit_p4"]
+    assert list_archs("vit*") == ["vit_p4"]
 
 
 @pytest.mark.parametrize("name", list_archs())
@@ -49,9 +50,13 @@ def test_random_init_is_seeded_and_not_pretrained():
 
 
 def test_unknown_and_duplicate_names_are_rejected():
-    with pytest.raises(KeyError, match="unknown architecture 'resnet99'; valid: digitnet, resnet18"):
-        arch_spec("resnet99")
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(LookupError, match="unknown architecture 'resnet99'; did you mean resnet18"):
+        get_arch("resnet99")
+    with pytest.raises(ValueError, match="registered twice"):
         register_arch("digitnet", "cnn")(lambda n, c: torch.nn.Identity())
+    with pytest.raises(ValueError, match="registered twice"):
+        @register_arch
+        def digitnet(n, c):
+            return torch.nn.Identity()
     with pytest.raises(ValueError, match="family must be one of"):
-        register_arch("x", "rnn")
+        register_arch("x", "rnn")(lambda n, c: torch.nn.Identity())

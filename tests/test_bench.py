@@ -8,10 +8,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from neurn import methods as methods_mod
-from neurn.bench import parse_seeds, plan, resolve_targets, run_sweep
+from neurn.bench import methods as methods_mod
+from neurn.bench.sweep import parse_seeds, plan, resolve_targets, run_sweep
 from neurn.cli import cli
-from neurn.records import BenchError, read_record, record_name
+from neurn.errors import BenchError, NeurnError
+from neurn.bench.records import read_record, record_name
 
 
 class DomainUnavailable(FileNotFoundError):
@@ -111,11 +112,11 @@ def test_non_finite_loss_marks_run_failed_and_sweep_continues(tmp_path):
     def nan_loss(model, x, y, gen, cfg):
         return model(x).sum() * float("nan")
 
-    methods_mod.register_method("nan-test", loss=nan_loss)
+    methods_mod.register_method("nan-test")(nan_loss)
     try:
         recs = _sweep(tmp_path, methods="nan-test,erm")
     finally:
-        methods_mod._METHODS.pop("nan-test")
+        methods_mod.METHODS.remove("nan-test")
     by = {r["method"]: r for r in recs}
     assert by["nan-test"]["status"] == "failed"
     assert "non-finite loss" in by["nan-test"]["reason"] and "iteration 0" in by["nan-test"]["reason"]
@@ -131,24 +132,24 @@ def test_exception_in_a_run_is_recorded_not_raised(tmp_path):
     def boom(model, x, y, gen, cfg):
         raise RuntimeError("exploded")
 
-    methods_mod.register_method("boom-test", loss=boom)
+    methods_mod.register_method("boom-test")(boom)
     try:
         (rec,) = _sweep(tmp_path, methods="boom-test")
     finally:
-        methods_mod._METHODS.pop("boom-test")
+        methods_mod.METHODS.remove("boom-test")
     assert rec["status"] == "failed" and rec["reason"] == "RuntimeError: exploded"
 
 
 @pytest.mark.parametrize("kw, msg", [
-    ({"archs": "digitnet,nope"}, r"unknown architecture 'nope'; valid: digitnet, resnet18"),
-    ({"methods": "erm,bogus"}, r"unknown method 'bogus'; valid: erm, neurn, randconv, neurn\+randconv"),
-    ({"domains": "syn,mars"}, r"unknown domain 'mars'; valid: mnist, mnistm"),
+    ({"archs": "digitnet,nope"}, r"unknown architecture 'nope' \(choose from: digitnet, resnet18"),
+    ({"methods": "erm,randcnv"}, r"unknown method 'randcnv'; did you mean randconv"),
+    ({"domains": "syn,mars"}, r"unknown domain 'mars' \(choose from: mnist, mnistm"),
     ({"seeds": "a,b"}, "seeds must be non-negative integers"),
     ({"iters": 0}, "--iters must be >= 1"),
     ({"executor": "dask"}, "needs --scheduler"),
 ])
 def test_bad_input_raises_one_clear_error(tmp_path, kw, msg):
-    with pytest.raises(BenchError, match=msg):
+    with pytest.raises(NeurnError, match=msg):
         _sweep(tmp_path, **kw)
     assert not (tmp_path / "config.json").exists()
 
@@ -169,10 +170,10 @@ def test_local_worker_processes(tmp_path):
 
 
 def test_cli_bench_and_bad_input(tmp_path, monkeypatch):
-    monkeypatch.setattr("neurn.bench.default_provider", lambda: TOY)
+    monkeypatch.setattr("neurn.bench.sweep.default_provider", lambda: TOY)
     runner = CliRunner()
     res = runner.invoke(cli, ["bench", "--archs", "resnet99", "--out", str(tmp_path / "x")])
-    assert res.exit_code == 2 and "unknown architecture 'resnet99'; valid: digitnet" in res.output
+    assert res.exit_code == 2 and "neurn: error: unknown architecture 'resnet99'; did you mean resnet18?" in res.output
     assert "Traceback" not in res.output
     res = runner.invoke(cli, ["bench", "--domains", "mars", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "unknown domain 'mars'" in res.output
@@ -189,8 +190,8 @@ def test_cli_bench_and_bad_input(tmp_path, monkeypatch):
 
 def test_record_accuracy_matches_a_direct_evaluation(tmp_path):
     """The recorded accuracy is the real top-1 of the trained weights (recomputed independently)."""
-    from neurn.archs import create_arch
-    from neurn.methods import get_method
+    from neurn.bench.archs import create_arch
+    from neurn.bench.methods import get_method
 
     (rec,) = _sweep(tmp_path, methods="erm", iters=3)
     torch.manual_seed(0)

@@ -5,8 +5,8 @@ import pytest
 
 distributed = pytest.importorskip("dask.distributed")
 
-from neurn.bench import run_sweep  # noqa: E402
-from neurn.records import read_record  # noqa: E402
+from neurn.bench.sweep import run_sweep  # noqa: E402
+from neurn.bench.records import read_record  # noqa: E402
 from test_bench import TOY  # noqa: E402
 
 

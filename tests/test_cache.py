@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from archsim import cache
+from archsim import tokencache as cache
 
 
 @pytest.fixture()
@@ -19,7 +19,7 @@ def test_second_call_is_served_from_disk(fresh_cache, monkeypatch):
     files = list(fresh_cache.glob("vgg11-torch-*.json"))
     assert len(files) == 1
     import sys
-    ex = sys.modules["archsim.extract"]
+    ex = sys.modules["archsim.tracing"]
     monkeypatch.setattr(ex, "extract", lambda *a, **k: pytest.fail("cache miss"))
     assert cache.cached_extract("vgg11") == seq
 
@@ -55,5 +55,5 @@ def test_key_changes_with_library_versions(fresh_cache, monkeypatch):
 
 
 def test_atomic_write_leaves_no_temp_files(fresh_cache):
-    cache.atomic_write_text(fresh_cache / "x.json", "{}")
+    cache.atomic_write(fresh_cache / "x.json", "{}")
     assert [p.name for p in fresh_cache.iterdir()] == ["x.json"]

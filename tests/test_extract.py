@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from archsim.errors import ModelLoadError, UnknownModelError
-from archsim.extract import extract, token_name
+from archsim.tracing import extract, token_name
 from archsim.tokens import LayerSeq, apply_profile, letters
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent / "golden"))

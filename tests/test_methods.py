@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from neurn.layer import NeuRN
-from neurn.methods import get_method, list_methods, randconv_loss, random_conv, randconv_view, register_method
+from neurn.bench.methods import get_method, list_methods, randconv_loss, random_conv, randconv_view, register_method
 
 
 def _cfg(**kw):
@@ -17,10 +17,10 @@ def _cfg(**kw):
 
 def test_registry_has_the_four_methods():
     assert list_methods()[:4] == ["erm", "neurn", "randconv", "neurn+randconv"]
-    with pytest.raises(KeyError, match="unknown method 'x'; valid: erm, neurn"):
-        get_method("x")
-    with pytest.raises(ValueError, match="already registered"):
-        register_method("erm")
+    with pytest.raises(LookupError, match="unknown method 'rm'; did you mean erm"):
+        get_method("rm")
+    with pytest.raises(ValueError, match="registered twice"):
+        register_method("erm")(lambda model, x, y, gen, cfg: x.sum())
 
 
 def test_neurn_is_prepended_and_the_architecture_is_unchanged():

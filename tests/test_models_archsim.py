@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from archsim.extract import build, extract
-from archsim.models import list_registered
-from archsim.zoo import resolve
+from archsim.tracing import build, extract
+from archsim.models.registry import OWN_MODELS
+list_registered = OWN_MODELS.list
+from archsim.models import get_model as resolve
 
 OURS = ["cornet_s", "midas_v21", "nasnet_a_mobile", "proxylessnas_mobile", "resnet50_ibn_a", "unet"]
 

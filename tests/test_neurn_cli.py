@@ -64,15 +64,16 @@ def test_figure_uses_svhn_when_present(tmp_path, monkeypatch):
 def test_unknown_domain_is_one_line_exit_2():
     result = CliRunner().invoke(cli, ["build", "nosuchdomain"])
     assert result.exit_code == 2
-    assert "Error: unknown domain 'nosuchdomain'; choose one of: mnist" in result.output
+    assert "neurn: error: unknown domain 'nosuchdomain' (choose from: mnist" in result.output
     assert "Traceback" not in result.output
 
 
 def test_build_generates_and_times_a_split(monkeypatch):
     from neurn import domains
 
-    monkeypatch.setitem(domains._REGISTRY, "syn", domains._REGISTRY["syn"].__class__(
-        **{**domains._REGISTRY["syn"].__dict__, "splits": {"train": 60000, "test": 1500}}))
+    syn = domains.DOMAINS.get("syn")
+    monkeypatch.setitem(domains.DOMAINS._entries, "syn", syn.__class__(
+        **{**syn.__dict__, "splits": {"train": 60000, "test": 1500}}))
     result = CliRunner().invoke(cli, ["build", "syn", "--split", "test"])
     assert result.exit_code == 0, result.output
     assert "syn/test: 1500 images in" in result.output
@@ -83,7 +84,7 @@ def test_console_script_error_is_one_line_exit_2():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "Error: unknown domain 'nosuchdomain'; choose one of: mnist, mnistm, syn, digits, usps, svhn, mnistm-real"]
+        "neurn: error: unknown domain 'nosuchdomain' (choose from: mnist, mnistm, syn, digits, usps, svhn, mnistm-real)"]
 
 
 def test_bad_option_value_is_a_usage_error():

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from archsim.align import align
-from archsim.plot import PAPER_TOKENS, differing_layers, dp_matrix, figure6, paper_alignments, save_figure
+from archsim.alignment import align
+from archsim.figures import PAPER_TOKENS, figure6, paper_alignments
+from archsim.plot import differing_layers, dp_matrix, save_figure
 from archsim.tokens import LayerSeq
 
 EXPECTED = [

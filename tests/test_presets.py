@@ -5,10 +5,10 @@ import pytest
 
 import archsim
 from archsim.errors import ArchsimError
-from archsim.extract import extract
-from archsim.plot import PAPER_TOKENS
-from archsim.presets import list_presets, markdown_table, preset
-from archsim.zoo import resolve
+from archsim.tracing import extract
+from archsim.figures import PAPER_TOKENS
+from archsim.presets import get_preset as preset, list_presets, markdown_table
+from archsim.models import get_model as resolve
 
 FIGURE_ORDER = [
     "mobilenet", "mobilenetv2", "resnet50", "resnet101", "resnet152", "resnet50v2", "resnet101v2", "resnet152v2",
@@ -64,8 +64,8 @@ def test_torchvision_preset_is_every_classifier():
 
 def test_registry_and_errors():
     assert {"paper44", "torchvision"} <= set(list_presets())
-    assert archsim.preset("paper44") == PAPER44
-    with pytest.raises(ArchsimError, match="unknown preset 'paper45'; choose one of"):
+    assert archsim.get_preset("paper44") == PAPER44
+    with pytest.raises(ArchsimError, match="unknown preset .paper45.; did you mean paper44"):
         preset("paper45")
 
 

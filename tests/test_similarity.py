@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import archsim
-from archsim.align import Scoring, align
+from archsim.alignment import Scoring, align
 from archsim.errors import ArchsimError
-from archsim.similarity import cluster_order, correlation, load_sequences, pair_matrices, similarity_matrix
+from archsim.matrices import cluster_order, correlation, load_sequences, pair_matrices, similarity_matrix
 from archsim.tokens import LayerSeq
 
 ALPHABET = ["Conv2d", "ReLU", "MaxPool2d", "Linear", "BatchNorm2d"]
@@ -66,14 +66,14 @@ def test_correlation_is_bounded_and_symmetric(rows):
 
 @pytest.fixture(scope="module")
 def paper44():
-    seqs = load_sequences(archsim.preset("paper44"), progress=False)
+    seqs = load_sequences(archsim.get_preset("paper44"), progress=False)
     sim = similarity_matrix(seqs)
     return seqs, sim, correlation(sim)
 
 
 def test_paper44_matrix_properties(paper44):
     seqs, sim, corr = paper44
-    assert sim.shape == (44, 44) and list(sim.index) == [e.label for e in archsim.preset("paper44")]
+    assert sim.shape == (44, 44) and list(sim.index) == [e.label for e in archsim.get_preset("paper44")]
     assert np.array_equal(sim.values, sim.values.T)
     assert (np.diag(sim.values) == 1).all()
     assert ((sim.values >= 0) & (sim.values <= 1)).all()

@@ -11,9 +11,10 @@ from click.testing import CliRunner
 from scipy import stats
 
 from neurn.cli import cli
-from neurn.gainplot import plot_gains
-from neurn.records import BenchError, read_record, write_json_atomic
-from neurn.tables import format_table, gains, load_records, records_frame, summary
+from neurn.plot import plot_gains
+from neurn.errors import BenchError
+from neurn.bench.records import read_record, write_json_atomic
+from neurn.bench.report import format_table, gains, load_records, records_frame, summary
 
 FIXTURES = Path(__file__).parent / "fixtures" / "records"
 

@@ -7,9 +7,10 @@ import random
 
 import pytest
 
-from archsim import zoocache
+from archsim.zoo import build as zoobuild
+from archsim.zoo import store as zoocache
 from archsim.errors import ArchsimError
-from archsim.extract import extract
+from archsim.tracing import extract
 
 SMALL = ["tv:vgg11", "tv:resnet18", "timm:vit_tiny_patch16_224"]
 
@@ -17,9 +18,9 @@ SMALL = ["tv:vgg11", "tv:resnet18", "timm:vit_tiny_patch16_224"]
 @pytest.fixture(scope="module")
 def small_zoo(tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo") / "zoo.json.gz"
-    path, problems = zoocache.build(out, names=SMALL, progress=False)
-    zoocache.load.cache_clear()
-    return zoocache.load(str(path)), problems
+    path, problems = zoobuild.build_zoo(out, names=SMALL, progress=False)
+    zoocache.load_zoo.cache_clear()
+    return zoocache.load_zoo(str(path)), problems
 
 
 def test_cache_equals_fresh_extraction(small_zoo):
@@ -40,25 +41,25 @@ def test_version_mismatch_is_reported(small_zoo, monkeypatch):
     monkeypatch.setattr(zoocache, "library_versions", lambda: {"torch": "9.9", "torchvision": "0.29.1", "timm": "1.0.31"})
     msg = z.version_mismatch()
     assert "torch" in msg and "9.9" in msg and "archsim zoo build" in msg
-    zoocache.load.cache_clear()
+    zoocache.load_zoo.cache_clear()
     with pytest.warns(RuntimeWarning, match="archsim zoo build"):
-        zoocache.load(str(z.path))
-    zoocache.load.cache_clear()
+        zoocache.load_zoo(str(z.path))
+    zoocache.load_zoo.cache_clear()
 
 
 def test_build_resumes_from_checkpoint_and_reports_failures(tmp_path, monkeypatch):
     out = tmp_path / "zoo.json.gz"
-    versions = "-".join(zoocache.library_versions().values())
+    versions = "-".join(zoobuild.library_versions().values())
     ckpt = out.with_name(out.name + f".{versions}.partial.jsonl")
-    ckpt.write_text(json.dumps(zoocache.extract_record("tv:vgg11")) + "\n" + '{"name": "tv:cut-by-a-ki')
-    real = zoocache.extract_record
+    ckpt.write_text(json.dumps(zoobuild.extract_record("tv:vgg11")) + "\n" + '{"name": "tv:cut-by-a-ki')
+    real = zoobuild.extract_record
 
     def guarded(name):
         assert name != "tv:vgg11", "a finished model was extracted again"
         return real(name)
 
-    monkeypatch.setattr(zoocache, "extract_record", guarded)
-    path, problems = zoocache.build(out, names=["tv:vgg11", "tv:no_such_model"], progress=False)
+    monkeypatch.setattr(zoobuild, "extract_record", guarded)
+    path, problems = zoobuild.build_zoo(out, names=["tv:vgg11", "tv:no_such_model"], progress=False)
     assert not ckpt.exists()
     doc = json.loads(gzip.decompress(path.read_bytes()))
     assert list(doc["models"]) == ["tv:vgg11"]
@@ -68,16 +69,16 @@ def test_build_resumes_from_checkpoint_and_reports_failures(tmp_path, monkeypatc
 def test_unreadable_cache_names_the_fix(tmp_path):
     bad = tmp_path / "zoo.json.gz"
     bad.write_bytes(b"not gzip")
-    zoocache.load.cache_clear()
+    zoocache.load_zoo.cache_clear()
     with pytest.raises(ArchsimError, match="archsim zoo build"):
-        zoocache.load(str(bad))
-    zoocache.load.cache_clear()
+        zoocache.load_zoo(str(bad))
+    zoocache.load_zoo.cache_clear()
 
 
 @pytest.mark.skipif(not zoocache.PACKAGED.exists(), reason="no shipped zoo cache")
 def test_shipped_cache_matches_fresh_extraction_for_a_sample():
-    zoocache.load.cache_clear()
-    z = zoocache.load(str(zoocache.PACKAGED))
+    zoocache.load_zoo.cache_clear()
+    z = zoocache.load_zoo(str(zoocache.PACKAGED))
     assert z.version_mismatch() is None, z.version_mismatch()
     assert len(z.names("torchvision")) >= 70 and len(z.names("timm")) >= 1000
     # every model is in execution order or listed with a reason
@@ -90,4 +91,4 @@ def test_shipped_cache_matches_fresh_extraction_for_a_sample():
         fresh = extract(name)
         assert z.seq(name).tokens == fresh.tokens, name
         assert z.seq(name, "keras").tokens == fresh.with_profile("keras").tokens, name
-    zoocache.load.cache_clear()
+    zoocache.load_zoo.cache_clear()

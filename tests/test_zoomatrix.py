@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from archsim.align import align
-from archsim.zoocache import PACKAGED, load
-from archsim.zoomatrix import similarity_array
+from archsim.alignment import align
+from archsim.zoo.store import PACKAGED, load_zoo as load
+from archsim.zoo.matrix import similarity_array
 
 needs_zoo = pytest.mark.skipif(not PACKAGED.exists(), reason="no shipped zoo cache")
 
@@ -44,7 +44,7 @@ def test_dask_local_cluster_equals_local(zoo_sample):
 
 @needs_zoo
 def test_nearest_finds_family_members():
-    from archsim.nearest import nearest
+    from archsim.zoo.neighbours import nearest
     rows = nearest("resnet50", zoo="torchvision", k=5)
     assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
     assert all("resnet50" != r["name"].split(":")[1] for r in rows)  # the query itself is left out

@@ -28,7 +28,7 @@ def render(seq) -> str:
 
 
 def main() -> int:
-    from archsim.extract import extract
+    from archsim.tracing import extract
     for model, profile in GOLDEN:
         path = golden_path(model, profile)
         path.write_text(render(extract(model, profile=profile)), encoding="utf-8")

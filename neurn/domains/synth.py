@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from neurn._io import DomainUnavailable
+from neurn.errors import DomainUnavailable
 
 # Photos shipped inside installed packages (no pooch/network); checked to open offline.
 PHOTOS = [

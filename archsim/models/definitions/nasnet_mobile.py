@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from . import register_model
+from ..registry import register_model
 
 
 class NASNetAMobile(nn.Module):

@@ -5,12 +5,10 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
-from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 
+from ._io import OutputError, atomic_write, cache_root, library_versions
 from .tokens import LayerSeq
 
 # Bump when the tokenizer changes what it emits, so old entries are rebuilt.
@@ -22,20 +20,7 @@ def cache_dir() -> Path:
     env = os.environ.get("ARCHSIM_CACHE")
     if env:
         return Path(env)
-    import platformdirs
-    return Path(platformdirs.user_cache_dir("archsim-neurn")) / "archsim" / "tokens"
-
-
-@lru_cache(maxsize=None)
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries whose code defines the architectures (read without importing them)."""
-    out = {}
-    for pkg in ("torch", "torchvision", "timm"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
+    return cache_root() / "archsim" / "tokens"
 
 
 def cache_key(model: str, profile: str, input_size) -> dict:
@@ -53,23 +38,6 @@ def _path_for(key: dict) -> Path:
 
 def _checksum(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; caches are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load(key: dict) -> LayerSeq | None:
@@ -97,19 +65,19 @@ def store(key: dict, seq: LayerSeq) -> Path:
                "profile": seq.profile, "order": seq.order, "source": seq.source,
                "input_size": list(seq.input_size) if seq.input_size else None, "warnings": list(seq.warnings)}
     path = _path_for(key)
-    atomic_write_text(path, json.dumps({"sha256": _checksum(payload), "payload": payload}))
+    atomic_write(path, json.dumps({"sha256": _checksum(payload), "payload": payload}))
     return path
 
 
 def cached_extract(model: str, profile: str = "torch", input_size=None) -> LayerSeq:
     """``extract(model, profile)`` through the disk cache."""
-    from .extract import extract
+    from .tracing import extract
     key = cache_key(model, profile, input_size)
     seq = load(key)
     if seq is None:
         seq = extract(model, profile=profile, input_size=input_size)
         try:
             store(key, seq)
-        except OSError as exc:  # a read-only cache dir must not stop the work
+        except (OSError, OutputError) as exc:  # a read-only cache dir must not stop the work
             warnings.warn(f"could not write the token cache ({exc})", RuntimeWarning)
     return seq

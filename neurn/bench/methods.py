@@ -6,8 +6,8 @@ A method is a ``Method(wrap, loss)`` pair:
 * ``loss(model, x, y, gen, cfg) -> Tensor`` computes the training loss of one batch; ``gen`` is the
   run's own ``torch.Generator`` so random augmentations are reproducible per seed.
 
-Register your own with ``@register_method("name")`` on a function returning a ``Method``-compatible
-pair, or call ``register_method("name", wrap=..., loss=...)`` directly.
+Register your own by decorating its loss: ``@register_method(wrap=..., description=...)`` on
+``def mymethod(model, x, y, gen, cfg)`` (the name defaults to the function's).
 """
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from archsim._registry import Registry
+from neurn.errors import UnknownName
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator, dict[str, Any]], torch.Tensor]
 WrapFn = Callable[[nn.Module], nn.Module]
@@ -32,30 +35,34 @@ class Method:
     description: str = ""
 
 
-_METHODS: dict[str, Method] = {}
+def _identity(model: nn.Module) -> nn.Module:
+    return model
 
 
-def register_method(name: str, wrap: WrapFn | None = None, loss: LossFn | None = None,
-                    description: str = "") -> Method:
-    """Register a method; ``wrap`` defaults to identity and ``loss`` to plain cross-entropy."""
-    if name in _METHODS:
-        raise ValueError(f"method {name!r} is already registered")
-    m = Method(name, wrap or (lambda model: model), loss or erm_loss, description)
-    _METHODS[name] = m
-    return m
+def _method(name: str, loss: LossFn, wrap: WrapFn | None = None, description: str = "") -> Method:
+    return Method(name, wrap or _identity, loss, description or (loss.__doc__ or "").strip().split("\n")[0])
 
 
-def list_methods() -> list[str]:
-    """Registered method names in registration order."""
-    return list(_METHODS)
+METHODS: Registry[Method] = Registry("method", UnknownName)
+register_method = METHODS.decorator(_method)
+register_method.__doc__ = """Register a method by decorating its per-batch loss (name defaults to the function's).
+
+    ``wrap`` (default: identity) changes the network, e.g. ``with_neurn``.
+    """
+
+
+def list_methods(pattern: str = "*") -> list[str]:
+    """Registered method names matching ``pattern``, in registration order.
+
+    >>> list_methods()
+    ['erm', 'neurn', 'randconv', 'neurn+randconv']
+    """
+    return METHODS.list(pattern)
 
 
 def get_method(name: str) -> Method:
-    """One method; unknown names raise ``KeyError`` listing the valid ones."""
-    try:
-        return _METHODS[name]
-    except KeyError:
-        raise KeyError(f"unknown method {name!r}; valid: {', '.join(_METHODS)}") from None
+    """One method; unknown names raise ``UnknownName`` with did-you-mean."""
+    return METHODS.get(name)
 
 
 def erm_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
@@ -105,9 +112,8 @@ def with_neurn(model: nn.Module) -> nn.Module:
     return nn.Sequential(NeuRN(), model)
 
 
-register_method("erm", description="baseline: cross-entropy on the source domain")
-register_method("neurn", wrap=with_neurn, description="NeuRN as the first layer")
-register_method("randconv", loss=randconv_loss,
-                description="RandConv: random conv (k in {1,3,5,7}, p=0.5) + KL consistency")
-register_method("neurn+randconv", wrap=with_neurn, loss=randconv_loss,
-                description="NeuRN first layer, trained with RandConv")
+register_method("erm", description="baseline: cross-entropy on the source domain")(erm_loss)
+register_method("neurn", wrap=with_neurn, description="NeuRN as the first layer")(erm_loss)
+register_method("randconv", description="RandConv: random conv (k in {1,3,5,7}, p=0.5) + KL consistency")(randconv_loss)
+register_method("neurn+randconv", wrap=with_neurn,
+                description="NeuRN first layer, trained with RandConv")(randconv_loss)

@@ -5,7 +5,7 @@ from collections import OrderedDict
 
 import torch.nn as nn
 
-from . import register_model
+from ..registry import register_model
 
 
 class CORblockS(nn.Module):

@@ -5,9 +5,9 @@ import copy
 import warnings
 from typing import Union
 
-from .errors import ArchsimError
+from .errors import ArchsimError, UnknownNameError
 from .tokens import PROFILES, LayerSeq, apply_profile, canonical
-from .zoo import ModelSpec, is_factory_reference, load_factory, resolve
+from .models import ModelSpec, get_model, is_factory_reference, load_factory
 
 ModelLike = Union[str, "torch.nn.Module"]  # noqa: F821
 
@@ -138,11 +138,11 @@ def extract(model: ModelLike, profile: str = "torch", input_size: tuple[int, ...
             name: str | None = None, cache: bool = False) -> LayerSeq:
     """Layer tokens of ``model`` (a name, ``file.py:factory``, ``pkg.mod:factory`` or ``nn.Module``)."""
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        raise UnknownNameError("profile", profile, PROFILES)
     if isinstance(input_size, int):
         input_size = (3, input_size, input_size)
     if cache and isinstance(model, str) and not is_factory_reference(model):
-        from .cache import cached_extract
+        from .tokencache import cached_extract
         return cached_extract(model, profile, input_size)
     seq = _extract_torch(model, input_size, name)
     return seq.with_profile(profile)
@@ -154,7 +154,7 @@ def _extract_torch(model: ModelLike, input_size, name: str | None) -> LayerSeq:
         if is_factory_reference(model):
             module, source, label = load_factory(model), "custom", model.rpartition(":")[2]
         else:
-            spec = resolve(model)
+            spec = get_model(model)
             module, source, label = build(spec), spec.source, spec.name
     else:
         module, source, label = model, "custom", type(model).__name__

@@ -5,8 +5,8 @@ from typing import Iterable, Sequence, Union
 
 import numpy as np
 
-from .align import PAPER, Scoring
-from .errors import ArchsimError
+from .alignment import PAPER, Scoring
+from .errors import ArchsimError, UnknownNameError, UsageError
 from .presets import PresetEntry
 from .tokens import PROFILES, LayerSeq
 
@@ -32,7 +32,7 @@ def _label(item: ModelItem) -> str:
 
 
 def _load_one(item: ModelItem, profile: str | None, cache: bool) -> LayerSeq:
-    from .extract import extract
+    from .tracing import extract
     if isinstance(item, LayerSeq):
         if profile is None or profile == item.profile:
             return item
@@ -45,7 +45,7 @@ def _load_one(item: ModelItem, profile: str | None, cache: bool) -> LayerSeq:
     elif isinstance(item, str):
         seq = extract(item, profile=profile or "torch", cache=cache)
     else:
-        raise ArchsimError(f"cannot compare {type(item).__name__} {item!r}: give a model name, "
+        raise UsageError(f"cannot compare {type(item).__name__} {item!r}: give a model name, "
                            f"a PresetEntry or a LayerSeq")
     label = _label(item)
     if seq.name == label:
@@ -58,11 +58,11 @@ def load_sequences(models: Iterable[ModelItem], profile: str | None = None, cach
     """Token sequences of ``models`` (names, preset entries or LayerSeqs), named by their labels."""
     items = list(models)
     if profile is not None and profile not in PROFILES:
-        raise ArchsimError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        raise UnknownNameError("profile", profile, PROFILES)
     labels = [_label(m) for m in items]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
-        raise ArchsimError(f"each model may appear only once; repeated: {', '.join(dupes)}")
+        raise UsageError(f"each model may appear only once; repeated: {', '.join(dupes)}")
     out = []
     with _bar(progress, total=len(items), desc="tokens", unit="model") as bar:
         for item, label in zip(items, labels):
@@ -75,7 +75,7 @@ def load_sequences(models: Iterable[ModelItem], profile: str | None = None, cach
 def pair_matrices(seqs: Sequence[LayerSeq], scoring: Scoring | None = None,
                   progress: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(score, matches, length)`` N×N arrays; pair (i, j), i < j, aligns ``seqs[i]`` (rows) against ``seqs[j]``."""
-    from .allpairs import encode_many, pair_stats, triu_pairs
+    from .kernel import encode_many, pair_stats, triu_pairs
     sc = scoring if scoring is not None else PAPER
     n = len(seqs)
     ids, vocab = encode_many(list(seqs))
@@ -117,7 +117,7 @@ def similarity_matrix(models: Iterable[ModelItem], profile: str | None = None, s
     import pandas as pd
     seqs = load_sequences(models, profile, cache, progress)
     if not seqs:
-        raise ArchsimError("no models given")
+        raise UsageError("no models given")
     _, matches, length = pair_matrices(seqs, scoring, progress)
     with np.errstate(invalid="ignore", divide="ignore"):
         sim = np.where(length > 0, matches / np.maximum(length, 1), 1.0)
@@ -134,7 +134,7 @@ def correlation(df, cluster: bool = False):
     import pandas as pd
     vals = df.to_numpy(dtype=float)
     if vals.shape[0] != vals.shape[1]:
-        raise ArchsimError(f"correlation needs a square similarity matrix, got {vals.shape[0]}×{vals.shape[1]}")
+        raise UsageError(f"correlation needs a square similarity matrix, got {vals.shape[0]}×{vals.shape[1]}")
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.corrcoef(vals) if len(vals) > 1 else np.ones((1, 1))
     corr = np.clip(np.atleast_2d(corr), -1.0, 1.0)  # rounding can step just past ±1
@@ -153,7 +153,7 @@ def linkage(df, method: str = "average") -> np.ndarray:
     np.fill_diagonal(dist, 0.0)
     dist = np.clip(dist, 0.0, None)
     if len(dist) < 2:
-        raise ArchsimError("clustering needs at least two models")
+        raise UsageError("clustering needs at least two models")
     y = squareform(dist, checks=False)
     z = hierarchy.linkage(y, method=method)
     return hierarchy.optimal_leaf_ordering(z, y) if len(dist) > 2 else z

@@ -2,18 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from neurn._io import NeurnError
+from archsim._io import atomic_write
+from neurn.errors import BenchError, ConfigMismatch, InvalidArgument
 
 CONFIG_NAME = "config.json"
-
-
-class BenchError(NeurnError, ValueError):
-    """Bad benchmark input (unknown name, mismatched results folder): reported as one message."""
 
 
 def record_name(arch: str, method: str, seed: int) -> str:
@@ -23,18 +18,7 @@ def record_name(arch: str, method: str, seed: int) -> str:
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:
     """Write JSON via a temp file in the same folder + ``os.replace``, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def read_record(path: str | Path) -> dict[str, Any]:
@@ -47,7 +31,7 @@ def iter_records(folder: str | Path) -> list[dict[str, Any]]:
     """All run records in a results folder (``config.json`` and temp files excluded), sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise BenchError(f"results folder {str(folder)!r} does not exist")
+        raise InvalidArgument(f"results folder {str(folder)!r} does not exist")
     out = []
     for p in sorted(folder.glob("*.json")):
         if p.name == CONFIG_NAME or p.name.startswith("."):
@@ -73,7 +57,7 @@ def check_or_write_config(folder: str | Path, config: dict[str, Any]) -> None:
         old = read_record(cfg_path)
         diffs = diff_config(old, config)
         if diffs:
-            raise BenchError(f"{folder} holds records from a different config ({'; '.join(diffs)}); "
+            raise ConfigMismatch(f"{folder} holds records from a different config ({'; '.join(diffs)}); "
                              "use another --out folder instead of mixing them")
         return
     # No config.json but records: compare with what they recorded, so old runs are never mixed in.
@@ -81,6 +65,6 @@ def check_or_write_config(folder: str | Path, config: dict[str, Any]) -> None:
         for rec in iter_records(folder):
             diffs = diff_config(rec.get("config", {}), config)
             if diffs:
-                raise BenchError(f"{folder} holds records from a different config ({'; '.join(diffs)}); "
+                raise ConfigMismatch(f"{folder} holds records from a different config ({'; '.join(diffs)}); "
                                  "use another --out folder instead of mixing them")
     write_json_atomic(cfg_path, config)

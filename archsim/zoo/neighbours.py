@@ -3,24 +3,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from .align import PAPER, Scoring
-from .tokens import LayerSeq
+from ..alignment import PAPER, Scoring
+from ..tokens import LayerSeq
 
 
 def _query_seq(model, profile: str) -> LayerSeq:
     if isinstance(model, LayerSeq):
         return model.with_profile(profile) if model.profile != profile else model
-    from .extract import extract
-    from .zoo import is_factory_reference
+    from ..models import is_factory_reference
+    from ..tracing import extract
     return extract(model, profile=profile, cache=isinstance(model, str) and not is_factory_reference(model))
 
 
 def nearest(model, zoo: str = "all", k: int = 10, profile: str = "torch",
             scoring: Scoring = PAPER) -> list[dict]:
     """The ``k`` zoo models most similar to ``model`` (name, ``file.py:factory``, nn.Module or LayerSeq)."""
-    from .allpairs import encode_many, pair_stats
-    from .zoocache import load
-    z = load()
+    from ..kernel import encode_many, pair_stats
+    from .store import load_zoo
+    z = load_zoo()
     names = z.names(zoo)
     query = _query_seq(model, profile)
     own = {query.name, f"tv:{query.name}", f"timm:{query.name}"}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from . import register_model
+from ..registry import register_model
 
 # The searched mobile architecture, stage by stage: (kernel, expansion, out_channels, stride),
 # None where the search chose the zero (skip) operation.

@@ -1,8 +1,7 @@
-"""The shipped zoo cache: token sequences of every torchvision classification and timm model.
+"""``archsim zoo build``: extract every zoo model with a process pool, resumably, into the zoo cache.
 
-The cache is one gzip'd JSON document versioned by the torch/torchvision/timm versions that
-produced it.  ``archsim zoo build`` regenerates it with a process pool; the build appends
-each finished model to a checkpoint file, so a killed build resumes where it stopped.
+The build appends each finished model to a checkpoint file, so a killed build resumes where it
+stopped; the cache itself is written atomically at the end.
 """
 from __future__ import annotations
 
@@ -11,29 +10,19 @@ import json
 import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
-from .cache import atomic_write_text, cache_dir, library_versions
-from .errors import ArchsimError
-from .tokens import LayerSeq, apply_profile
-
-FORMAT = 1
-PACKAGED = Path(__file__).parent / "data" / "zoo.json.gz"
-ZOOS = ("torchvision", "timm", "all")
-
-
-def user_zoo_path() -> Path:
-    """Where a user's `archsim zoo build` writes when the package folder is read-only."""
-    return cache_dir().parent / "zoo.json.gz"
+from .._io import atomic_write, library_versions
+from ..errors import UnknownNameError
+from ..tokens import apply_profile
+from .store import FORMAT, PACKAGED, ZOOS, load_zoo, user_zoo_path
 
 
 def zoo_names(zoo: str = "all") -> list[str]:
     """Qualified names (``tv:NAME``, ``timm:NAME``) of the models a zoo cache covers."""
     if zoo not in ZOOS:
-        raise ArchsimError(f"unknown zoo {zoo!r}; choose one of {', '.join(ZOOS)}")
+        raise UnknownNameError("zoo", zoo, ZOOS)
     names = []
     if zoo in ("torchvision", "all"):
         import torchvision.models as tvm
@@ -48,7 +37,7 @@ def extract_record(name: str) -> dict:
     """Extract one model for the zoo cache; never raises (failures become a record with a reason)."""
     import torch
     torch.set_num_threads(1)
-    from .extract import extract
+    from ..tracing import extract
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -73,7 +62,7 @@ def _read_checkpoint(path: Path) -> dict[str, dict]:
     return done
 
 
-def build(out: Path | None = None, workers: int = 1, zoo: str = "all", names: Iterable[str] | None = None,
+def build_zoo(out: Path | None = None, workers: int = 1, zoo: str = "all", names: Iterable[str] | None = None,
           progress: bool = True) -> tuple[Path, list[dict]]:
     """Extract every zoo model (resumable) and write the versioned cache; return it and the failures."""
     from tqdm import tqdm
@@ -116,72 +105,10 @@ def build(out: Path | None = None, workers: int = 1, zoo: str = "all", names: It
     failed = [{"name": r["name"], "reason": r["reason"]} for r in records if not r["ok"]]
     doc = {"format": FORMAT, "versions": versions, "vocab": vocab, "models": models, "failed": failed}
     data = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=9, mtime=0)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
+    atomic_write(out, data)
     ckpt.unlink(missing_ok=True)
-    load.cache_clear()
+    load_zoo.cache_clear()
     not_exec = [{"name": n, "reason": m["r"]} for n, m in models.items() if m["o"] != "execution"]
     return out, failed + not_exec
 
 
-@dataclass(frozen=True)
-class Zoo:
-    """The loaded zoo cache."""
-
-    path: Path
-    versions: dict
-    vocab: tuple[str, ...]
-    models: dict
-    failed: tuple[dict, ...]
-
-    def names(self, zoo: str = "all") -> list[str]:
-        """Cached model names in one zoo (``tv:...``, ``timm:...``)."""
-        pre = {"torchvision": ("tv:",), "timm": ("timm:",), "all": ("tv:", "timm:")}[zoo]
-        return [n for n in self.models if n.startswith(pre)]
-
-    def seq(self, name: str, profile: str = "torch") -> LayerSeq:
-        """One cached model as a LayerSeq."""
-        m = self.models[name]
-        toks = tuple(self.vocab[i] for i in m["t"])
-        paths = tuple(m["p"])
-        if profile == "keras":
-            toks = tuple(toks[i] for i in m["k"])
-            paths = tuple(paths[i] for i in m["k"])
-        elif profile != "torch":
-            raise ValueError(f"unknown profile {profile!r}")
-        return LayerSeq(name=name, tokens=toks, paths=paths, profile=profile, order=m["o"], source=m["s"],
-                        input_size=tuple(m["i"]), warnings=(m["r"],) if m["r"] else ())
-
-    def version_mismatch(self) -> str | None:
-        """A message when the installed libraries differ from those that built the cache."""
-        now = library_versions()
-        diff = [f"{k} {self.versions.get(k)} (installed {v})" for k, v in now.items() if self.versions.get(k) != v]
-        if not diff:
-            return None
-        return (f"the zoo cache {self.path.name} was built with " + ", ".join(diff) +
-                "; model definitions may differ: run `archsim zoo build` to regenerate it")
-
-
-@lru_cache(maxsize=None)
-def load(path: str | None = None) -> Zoo:  # also exported as archsim.load_zoo
-    """Load the zoo cache (a user-built one if present, else the shipped one), warning on version mismatch."""
-    candidates = [Path(path)] if path else [user_zoo_path(), PACKAGED]
-    for p in candidates:
-        if p.exists():
-            try:
-                doc = json.loads(gzip.decompress(p.read_bytes()))
-                if doc.get("format") != FORMAT:
-                    raise ValueError(f"format {doc.get('format')} (expected {FORMAT})")
-                zoo = Zoo(p, doc["versions"], tuple(doc["vocab"]), doc["models"], tuple(doc["failed"]))
-            except Exception as exc:
-                raise ArchsimError(f"zoo cache {p} is unreadable ({exc}); run `archsim zoo build` to rebuild it") from exc
-            msg = zoo.version_mismatch()
-            if msg:
-                warnings.warn(msg, RuntimeWarning, stacklevel=2)
-            return zoo
-    raise ArchsimError("no zoo cache found; run `archsim zoo build` to create it")
-
-
-load_zoo = load

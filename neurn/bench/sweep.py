@@ -12,12 +12,13 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from tqdm.auto import tqdm
 
-from neurn.archs import list_archs
-from neurn.methods import list_methods
-from neurn.records import BenchError, check_or_write_config, read_record, record_name, write_json_atomic
-from neurn.train import default_protocol, default_provider, run_one
+from neurn.bench.archs import list_archs
+from neurn.bench.methods import list_methods
+from neurn.bench.records import check_or_write_config, read_record, record_name, write_json_atomic
+from neurn.bench.protocol import EXECUTORS as EXECUTOR_NAMES, default_protocol
+from neurn.bench.train import default_provider, run_one
+from neurn.errors import BenchError, InvalidArgument, UnknownName
 
-QUICK = {"archs": ["digitnet"], "methods": ["erm", "neurn"], "seeds": [0], "iters": 300, "eval_limit": 1000}
 
 
 class Job(NamedTuple):
@@ -29,14 +30,14 @@ class Job(NamedTuple):
 
 
 def parse_names(text: str | Iterable[str], valid: list[str], kind: str) -> list[str]:
-    """Split a comma list and check every name; unknown names raise ``BenchError`` listing the valid ones."""
+    """Split a comma list and check every name; an unknown name raises ``UnknownName`` with did-you-mean."""
     names = [s.strip() for s in text.split(",")] if isinstance(text, str) else list(text)
     names = [n for n in names if n]
     if not names:
-        raise BenchError(f"no {kind} given; valid: {', '.join(valid)}")
+        raise InvalidArgument(f"no {kind} given; valid: {', '.join(valid)}")
     bad = [n for n in names if n not in valid]
     if bad:
-        raise BenchError(f"unknown {kind} {', '.join(map(repr, bad))}; valid: {', '.join(valid)}")
+        raise UnknownName(kind, bad[0], valid)
     return list(dict.fromkeys(names))  # drop repeats, keep order
 
 
@@ -50,9 +51,9 @@ def parse_seeds(text: str | Iterable[int]) -> list[int]:
             lo, _, hi = part.partition("-")
             seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
     except ValueError:
-        raise BenchError(f"seeds must be non-negative integers like 0,1,2 or 0-4; got {text!r}") from None
+        raise InvalidArgument(f"seeds must be non-negative integers like 0,1,2 or 0-4; got {text!r}") from None
     if not seeds or min(seeds) < 0:
-        raise BenchError(f"seeds must be non-negative integers like 0,1,2 or 0-4; got {text!r}")
+        raise InvalidArgument(f"seeds must be non-negative integers like 0,1,2 or 0-4; got {text!r}")
     return list(dict.fromkeys(seeds))
 
 
@@ -137,7 +138,7 @@ def dask_executor(jobs: list[Job], cfg: dict[str, Any], *, scheduler: Any = None
     except ImportError:
         raise BenchError("the dask executor needs dask.distributed: pip install 'archsim-neurn[dask]'") from None
     if scheduler is None:
-        raise BenchError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
+        raise InvalidArgument("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
     own = not isinstance(scheduler, Client)
     client = Client(scheduler) if own else scheduler
     try:
@@ -151,6 +152,7 @@ def dask_executor(jobs: list[Job], cfg: dict[str, Any], *, scheduler: Any = None
 
 
 EXECUTORS: dict[str, Callable[..., Iterator[dict[str, Any]]]] = {"local": local_executor, "dask": dask_executor}
+assert tuple(EXECUTORS) == EXECUTOR_NAMES
 
 
 def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | list[int], out: str | Path,
@@ -163,13 +165,13 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
     methods = parse_names(methods, list_methods(), "method")
     seeds = parse_seeds(seeds)
     if executor not in EXECUTORS:
-        raise BenchError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+        raise UnknownName("executor", executor, list(EXECUTORS))
     if executor == "dask" and scheduler is None:
-        raise BenchError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
+        raise InvalidArgument("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
     if iters < 1:
-        raise BenchError(f"--iters must be >= 1; got {iters}")
+        raise InvalidArgument(f"--iters must be >= 1; got {iters}")
     if eval_limit is not None and eval_limit < 1:
-        raise BenchError(f"--eval-limit must be >= 1; got {eval_limit}")
+        raise InvalidArgument(f"--eval-limit must be >= 1; got {eval_limit}")
     provider = provider or default_provider()
     targets = resolve_targets(domains, "mnist", provider, data_root, notify)
     cfg = default_protocol(iters, eval_limit, targets)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import register_model
+from ..registry import register_model
 
 
 def _double_conv(cin: int, cout: int) -> nn.Sequential:

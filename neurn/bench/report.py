@@ -8,10 +8,12 @@ from typing import Any, Iterable
 import pandas as pd
 from scipy import stats
 
-from neurn.records import BenchError, diff_config, iter_records
+from neurn.bench.protocol import TABLE_FORMATS
+from neurn.bench.records import diff_config, iter_records
+from neurn.errors import BenchError, UnknownName
 
 AVG = "avg"  # pseudo-domain: mean over the non-source targets of one run (the headline)
-FORMATS = ("md", "csv", "latex")
+FORMATS = TABLE_FORMATS
 
 
 def load_records(folder: str | Path) -> list[dict[str, Any]]:
@@ -124,7 +126,7 @@ def format_table(records: list[dict[str, Any]], fmt: str = "md", method: str = "
                  baseline: str = "erm") -> str:
     """Render the accuracy table and the gain table as markdown, CSV or LaTeX."""
     if fmt not in FORMATS:
-        raise BenchError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+        raise UnknownName("format", fmt, FORMATS)
     df, summ, gn, archs, methods, domains = _frames(records, method, baseline)
     if fmt == "csv":
         g = gn.rename(columns={"gain": f"gain_vs_{baseline}"}).assign(method=method)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import register_model
+from ..registry import register_model
 
 
 class Interpolate(nn.Module):

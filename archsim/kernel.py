@@ -29,7 +29,7 @@ import numba
 import numpy as np
 from numba import njit, prange, uint64
 
-from .align import PAPER
+from .alignment import PAPER
 from .tokens import LayerSeq
 
 LANES = 64  # pairs side by side: two 512-bit vectors of int16 (measured faster than 32 here)

@@ -1,7 +1,12 @@
-"""Model names: listing and resolving torchvision, timm and archsim's own architectures."""
+"""Model names: listing and resolving torchvision, timm and archsim's own architectures, and user factories.
+
+    >>> get_model("archsim:unet").qualified
+    'archsim:unet'
+    >>> list_models("cornet*", source="archsim")
+    ['archsim:cornet_s']
+"""
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib
 import importlib.util
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-from .errors import ModelLoadError, UnknownModelError
+from ..errors import ModelLoadError, UnknownModelError, UnknownNameError
 
 SOURCES = ("torchvision", "timm", "archsim")
 PREFIXES = {"tv": "torchvision", "torchvision": "torchvision", "timm": "timm", "archsim": "archsim"}
@@ -31,7 +36,7 @@ class ModelSpec:
     @property
     def qualified(self) -> str:
         """``source:name``, unambiguous."""
-        return f"{'tv' if self.source == 'torchvision' else self.source}:{self.name}"
+        return qualified(self.source, self.name)
 
 
 @lru_cache(maxsize=None)
@@ -42,18 +47,31 @@ def _names(source: str) -> tuple[str, ...]:
     if source == "timm":
         import timm
         return tuple(timm.list_models())
-    from .models import list_registered
-    return tuple(list_registered())
+    from .registry import OWN_MODELS
+    return tuple(OWN_MODELS.list())
 
 
-def list_models(pattern: str = "*", source: str | None = None) -> list[tuple[str, str]]:
-    """``(source, name)`` pairs whose name matches the shell-style ``pattern`` (case-insensitive)."""
-    sources = SOURCES if source in (None, "all") else (PREFIXES.get(source, source),)
-    for s in sources:
-        if s not in SOURCES:
-            raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+def qualified(source: str, name: str) -> str:
+    """``tv:name``, ``timm:name`` or ``archsim:name``."""
+    return f"{'tv' if source == 'torchvision' else source}:{name}"
+
+
+def list_models(pattern: str = "*", source: str | None = None) -> list[str]:
+    """Qualified names (``tv:vgg16`` ...) whose bare name matches the shell-style ``pattern`` (case-insensitive).
+
+    A pattern with a source prefix (``'timm:resnet*'``) lists only that source.
+    """
+    prefix, sep, bare = pattern.partition(":")
+    if sep and prefix in PREFIXES and source in (None, "all"):
+        source, pattern = prefix, bare
+    if source in (None, "all"):
+        sources = SOURCES
+    elif PREFIXES.get(source, source) in SOURCES:
+        sources = (PREFIXES.get(source, source),)
+    else:
+        raise UnknownNameError("source", source, list(SOURCES))
     pat = pattern.lower()
-    return [(s, n) for s in sources for n in _names(s) if fnmatch.fnmatchcase(n.lower(), pat)]
+    return [qualified(s, n) for s in sources for n in _names(s) if fnmatch.fnmatchcase(n.lower(), pat)]
 
 
 def _torchvision_spec(name: str) -> ModelSpec:
@@ -83,46 +101,54 @@ def _timm_spec(name: str) -> ModelSpec:
 
 
 def _archsim_spec(name: str) -> ModelSpec:
-    from .models import get_registered
-    entry = get_registered(name)
+    from .registry import OWN_MODELS
+    entry = OWN_MODELS.get(name)
     return ModelSpec(name, "archsim", entry.factory, entry.input_size)
 
 
 _SPEC = {"torchvision": _torchvision_spec, "timm": _timm_spec, "archsim": _archsim_spec}
 
 
-def suggest(name: str, n: int = 3) -> list[str]:
-    """Close matches for a misspelt model name."""
-    bare = name.split(":", 1)[-1].lower()
-    pool = sorted({m for s in SOURCES for m in _names(s)})
-    low = {m.lower(): m for m in pool}
-    close = difflib.get_close_matches(bare, list(low), n=n, cutoff=0.6)
-    if not close:
-        close = sorted(m for m in low if m.startswith(bare[:3]))[:n]
-    return [low[c] for c in close]
+def get_model(name: str) -> ModelSpec:
+    """A ``ModelSpec`` for ``name``, ``tv:name``, ``timm:name`` or ``archsim:name`` (bare: torchvision, then timm, then archsim).
 
-
-def resolve(name: str) -> ModelSpec:
-    """A ``ModelSpec`` for ``name``, ``tv:name``, ``timm:name`` or ``archsim:name`` (bare: torchvision, then timm, then archsim)."""
+    Unknown names raise ``UnknownModelError`` with did-you-mean; an unknown ``source:`` prefix
+    (``timn:resnet50``) raises ``UnknownNameError`` naming the source.
+    """
     prefix, sep, bare = name.partition(":")
     if sep and prefix in PREFIXES:
         sources = (PREFIXES[prefix],)
+    elif sep and prefix.isidentifier():
+        raise UnknownNameError("source", prefix, sorted(PREFIXES),
+                               hint=f"write tv:, timm: or archsim: before the name, or path/to/file.py:factory")
     else:
         bare, sources = name, SOURCES
     for s in sources:
         if bare in _names(s):
             return _SPEC[s](bare)
-    raise UnknownModelError(name, suggest(name))
+    pool = sorted({m for s in sources for m in _names(s)})
+    raise UnknownModelError(name, pool)
 
 
 def is_factory_reference(model: str) -> bool:
-    """True for ``path/to/file.py:factory`` and ``package.module:factory`` strings."""
+    """True for ``path/to/file.py:factory`` and ``package.module:factory`` strings.
+
+    A single word before the colon counts only if it is an importable module, so a misspelt
+    source (``timn:resnet50``) is reported as an unknown source, not as a failed import.
+    """
     target, sep, attr = model.rpartition(":")
     if not sep or not target or not attr.isidentifier() or target in PREFIXES:
         return False
     if target.endswith(".py") or "/" in target or os.sep in target:
         return True
-    return all(part.isidentifier() for part in target.split("."))
+    if not all(part.isidentifier() for part in target.split(".")):
+        return False
+    if "." not in target:
+        try:
+            return importlib.util.find_spec(target) is not None
+        except (ImportError, ValueError):
+            return False
+    return True
 
 
 def load_factory(ref: str):

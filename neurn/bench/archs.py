@@ -13,6 +13,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from archsim._registry import Registry
+from neurn.errors import UnknownName
+
 Builder = Callable[[int, int], nn.Module]
 
 
@@ -26,40 +29,40 @@ class ArchSpec:
     build: Builder
 
 
-_ARCHS: dict[str, ArchSpec] = {}
 FAMILIES = ("cnn", "nas", "vit")
 
 
-def register_arch(name: str, family: str, description: str = "") -> Callable[[Builder], Builder]:
-    """Decorator registering ``fn(num_classes, in_chans) -> nn.Module`` under ``name``."""
+def _spec(name: str, fn: Builder, family: str = "cnn", description: str = "") -> ArchSpec:
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
-
-    def deco(fn: Builder) -> Builder:
-        if name in _ARCHS:
-            raise ValueError(f"architecture {name!r} is already registered")
-        _ARCHS[name] = ArchSpec(name, family, description or (fn.__doc__ or "").strip(), fn)
-        return fn
-
-    return deco
+    return ArchSpec(name, family, description or (fn.__doc__ or "").strip(), fn)
 
 
-def list_archs(family: str | None = None) -> list[str]:
-    """Registered architecture names (optionally only one family), in registration order."""
-    return [n for n, s in _ARCHS.items() if family is None or s.family == family]
+ARCHS: Registry[ArchSpec] = Registry("architecture", UnknownName)
+register_arch = ARCHS.decorator(_spec)
+register_arch.__doc__ = """Register ``fn(num_classes, in_chans) -> nn.Module`` (name defaults to the function's).
+
+    Use ``@register_arch(family="nas", description="...")`` or ``@register_arch("name", "cnn")``.
+    """
 
 
-def arch_spec(name: str) -> ArchSpec:
-    """The spec of one architecture; unknown names raise ``KeyError`` listing the valid ones."""
-    try:
-        return _ARCHS[name]
-    except KeyError:
-        raise KeyError(f"unknown architecture {name!r}; valid: {', '.join(_ARCHS)}") from None
+def list_archs(pattern: str = "*", family: str | None = None) -> list[str]:
+    """Registered architecture names matching ``pattern`` (optionally one family), in registration order.
+
+    >>> list_archs("res*")
+    ['resnet18']
+    """
+    return [n for n in ARCHS.list(pattern) if family is None or ARCHS.get(n).family == family]
+
+
+def get_arch(name: str) -> ArchSpec:
+    """The spec of one architecture; unknown names raise ``UnknownName`` with did-you-mean."""
+    return ARCHS.get(name)
 
 
 def create_arch(name: str, num_classes: int = 10, in_chans: int = 3) -> nn.Module:
     """Build a randomly initialised architecture (seed torch beforehand for reproducibility)."""
-    return arch_spec(name).build(num_classes, in_chans)
+    return get_arch(name).build(num_classes, in_chans)
 
 
 def count_params(model: nn.Module) -> int:

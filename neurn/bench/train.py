@@ -7,7 +7,6 @@ compared across runs. ``provider`` is anything with the ``neurn.domains`` interf
 from __future__ import annotations
 
 import math
-import platform
 import sys
 import time
 from datetime import datetime, timezone
@@ -16,49 +15,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from neurn.archs import arch_spec, count_params, create_arch
-from neurn.methods import get_method
-
-PROTOCOL_NAME = "single-source-digits/v1"  # Volpi et al. 2018: MNIST[:10k] -> other digit domains
-
-
-def default_protocol(iters: int = 10_000, eval_limit: int | None = None,
-                     targets: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
-    """The reference protocol (Adam 1e-4, batch 32, MNIST[:10000] at 32x32x3); fields go into every record."""
-    return {
-        "protocol": PROTOCOL_NAME,
-        "source": "mnist",
-        "source_limit": 10_000,
-        "size": 32,
-        "channels": 3,
-        "num_classes": 10,
-        "iters": int(iters),
-        "batch_size": 32,
-        "lr": 1e-4,
-        "optimizer": "adam",
-        # None = the full test split; N = the first N test images of every target (a recorded deviation).
-        "eval_limit": eval_limit,
-        "targets": list(targets),
-        "randconv_p": 0.5,
-        "randconv_kernels": [1, 3, 5, 7],
-        "randconv_views": 3,
-        "randconv_lambda": 10.0,
-    }
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that can change the numbers."""
-    import numpy
-    import timm
-    import torchvision
-
-    import neurn
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "timm": timm.__version__,
-            "numpy": numpy.__version__, "neurn": getattr(neurn, "__version__", "?"),
-            "platform": platform.platform()}
-
+from neurn.bench.archs import count_params, create_arch, get_arch
+from neurn.bench.methods import get_method
+from neurn.bench.protocol import package_versions
 
 def default_provider() -> Any:
     """The registered digit domains (``neurn.domains``)."""
@@ -99,7 +58,7 @@ def run_one(arch: str, method: str, seed: int, cfg: dict[str, Any], provider: An
     """Train and evaluate one run; returns its record (``status`` ok/failed, never raises on a bad run)."""
     rec: dict[str, Any] = {
         "arch": arch, "method": method, "seed": int(seed), "iters": cfg["iters"],
-        "family": arch_spec(arch).family, "status": "running", "reason": None, "accuracy": {},
+        "family": get_arch(arch).family, "status": "running", "reason": None, "accuracy": {},
         "n_eval": {}, "config": cfg, "versions": package_versions(),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -5,9 +5,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .align import PAPER, Scoring
-from .errors import ArchsimError
-from .tokens import LayerSeq
+from ..alignment import PAPER, Scoring
+from ..errors import ArchsimError, UnknownNameError
+from ..tokens import LayerSeq
 
 EXECUTORS = ("local", "dask")
 
@@ -15,7 +15,7 @@ EXECUTORS = ("local", "dask")
 def block_similarity(ids: Sequence[np.ndarray], rows: np.ndarray, cols: np.ndarray, sub: np.ndarray,
                      gap: int, threads: int | None = None) -> np.ndarray:
     """Similarity indices (matches / length) of every ``rows`` × ``cols`` pair, as float32."""
-    from .allpairs import pair_stats
+    from ..kernel import pair_stats
     ri, ci = np.meshgrid(rows, cols, indexing="ij")
     keep = ri < ci  # each unordered pair once; the caller mirrors the block
     pairs = np.column_stack([ri[keep], ci[keep]]).astype(np.int64)
@@ -34,9 +34,9 @@ def _blocks(n: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
 def similarity_array(seqs: Sequence[LayerSeq], scoring: Scoring = PAPER, executor: str = "local",
                      scheduler: str | None = None, block: int = 256, progress: bool = True) -> np.ndarray:
     """N×N float32 similarity matrix of ``seqs`` (diagonal 1), computed locally or on a dask cluster."""
-    from .allpairs import encode_many
+    from ..kernel import encode_many
     if executor not in EXECUTORS:
-        raise ArchsimError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+        raise UnknownNameError("executor", executor, EXECUTORS)
     ids, vocab = encode_many(list(seqs))
     sub, n = scoring.table(vocab), len(ids)
     out = np.eye(n, dtype=np.float32)
@@ -71,23 +71,26 @@ def write_zoo_matrix(zoo: str, outdir, profile: str = "torch", executor: str = "
     import time
     from pathlib import Path
 
-    from .zoocache import load
+    from .store import load_zoo
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    z = load()
+    z = load_zoo()
     names = z.names(zoo)
     t0 = time.perf_counter()
     sim = similarity_array([z.seq(n, profile) for n in names], executor=executor, scheduler=scheduler)
     seconds = time.perf_counter() - t0
     stem = outdir / f"zoo_{zoo}_{profile}_similarity"
     npy, txt, png = stem.with_suffix(".npy"), stem.with_name(stem.name + "_names.txt"), stem.with_suffix(".png")
-    tmp = npy.with_name(npy.name + ".tmp.npy")
-    np.save(tmp, sim)
-    tmp.replace(npy)
-    from .cache import atomic_write_text
-    atomic_write_text(txt, "\n".join(names) + "\n")
+    from .._io import atomic_write
+    atomic_write(npy, lambda tmp: _save_npy(tmp, sim))
+    atomic_write(txt, "\n".join(names) + "\n")
     _overview(sim, names, png, f"{len(names)} {zoo} models, {profile} profile, clustered ({seconds:.1f} s to compute)")
     return [npy, txt, png]
+
+
+def _save_npy(path, arr: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would append ".npy" to a temp path
+        np.save(f, arr, allow_pickle=False)
 
 
 def _overview(sim: np.ndarray, names: list[str], path, title: str) -> None:
