@@ -54,7 +54,7 @@ def check_output_dir(folder: str | os.PathLike, create: bool = True) -> Path:
     >>> check_output_dir("/proc/archsim-nowhere")
     Traceback (most recent call last):
     ...
-    archsim._io.OutputError: cannot write into /proc/archsim-nowhere: No such file or directory
+    archsim._io.OutputError: cannot create the output folder /proc/archsim-nowhere: No such file or directory
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():

@@ -28,8 +28,8 @@ def shorten(text: str, width: int = 60) -> str:
 def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """Up to ``n`` close matches of ``name`` among ``choices`` (case-insensitive).
 
-    >>> did_you_mean("vgg61", ["vgg16", "vgg19", "resnet50"])
-    ['vgg16', 'vgg19']
+    >>> did_you_mean("resnt50", ["vgg16", "resnet50", "resnet101"])
+    ['resnet50', 'resnet101']
     """
     pool = {c.lower(): c for c in choices}
     close = difflib.get_close_matches(str(name).lower(), list(pool), n=n, cutoff=0.6)
