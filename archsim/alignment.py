@@ -4,9 +4,14 @@ Traceback rule (it decides ``matches`` and so the similarity index): from cell (
 back to (0, 0), take the diagonal step if it explains the cell's score, else the step up
 (a token of ``a`` against a gap), else the step left (a token of ``b`` against a gap).
 Rows of the DP matrix belong to ``a``, columns to ``b``.
+
+Scores are exact: every score must be an integer within ±(2³¹−1), and the DP runs in int32
+when ``(n+m+1)·max|score|`` fits (no cell or candidate can pass that bound), else in int64.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Mapping, Sequence, Union
@@ -14,19 +19,71 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 from numba import njit
 
-from .tokens import LayerSeq, letter
+from .errors import UsageError, shorten
+from .tokens import LayerSeq, letter, letters, tokens_from_letters
 
 MATCH, MISMATCH, GAP_B, GAP_A = "match", "mismatch", "gap_b", "gap_a"
 OPS = (MATCH, MISMATCH, GAP_B, GAP_A)  # gap_b: a's token against a gap in b; gap_a: the reverse
 
 SeqLike = Union[LayerSeq, str, Sequence[str]]
 
+SCORE_LIMIT = 2**31 - 1  # |score| bound: (n+m+1)·SCORE_LIMIT stays far inside int64
+_INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
+
+
+def check_score(name: str, value) -> int:
+    """``value`` as an int score, or ``UsageError`` naming it.
+
+    Integers (numpy ones too) and integral floats are accepted; bools, fractions, NaN,
+    infinities, non-numbers and magnitudes over ``SCORE_LIMIT`` are refused.
+    """
+    if type(value) is int and -SCORE_LIMIT <= value <= SCORE_LIMIT:  # the common case, fast
+        return value
+    shown = repr(value) if isinstance(value, str) else str(value)  # np.True_ prints as True
+    bad = f"{name} score must be an integer within ±{SCORE_LIMIT}, got {shorten(shown)}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise UsageError(bad)
+    if not isinstance(value, numbers.Integral):
+        if not math.isfinite(value) or int(value) != value:
+            raise UsageError(bad)
+    v = int(value)
+    if abs(v) > SCORE_LIMIT:
+        raise UsageError(bad)
+    return v
+
+
+def score_dtype(n: int, m: int, top: int, limit: int = _INT64_MAX) -> type:
+    """``np.int32`` when every DP value of an n×m alignment fits, else ``np.int64``.
+
+    ``top`` is the largest score magnitude.  A path to cell (i, j) has at most i + j steps, so
+    every cell and every candidate one step further lies within ``(n + m + 1)·top``; beyond
+    ``limit`` the alignment is refused with ``UsageError``.
+    """
+    bound = (int(n) + int(m) + 1) * max(int(top), 1)
+    if bound <= _INT32_MAX:
+        return np.int32
+    if bound <= limit:
+        return np.int64
+    raise UsageError(f"alignment scores could reach {bound:.3g} and overflow 64-bit integers "
+                     f"(lengths {n} and {m}, largest score magnitude {top}); use smaller scores")
+
+
+def _top(sub: np.ndarray, gap: int) -> int:
+    """Largest score magnitude, in Python ints (``np.abs`` wraps at the int64 minimum)."""
+    vals = [abs(int(gap))]
+    if sub.size:
+        vals += [abs(int(sub.max())), abs(int(sub.min()))]
+    return max(vals)
+
 
 @dataclass(frozen=True)
 class Scoring:
     """NW scores: the paper's +1 match, −2 mismatch, −2 (linear) gap unless told otherwise.
 
-    ``substitution`` optionally overrides the score of given token pairs (symmetric).
+    ``substitution`` optionally overrides the score of given token pairs (symmetric, any
+    integer).  Scores are integers within ±``SCORE_LIMIT``; ``match`` must exceed ``mismatch``
+    and ``gap`` must be negative (a penalty), else ``UsageError`` names the value.
     """
 
     match: int = 1
@@ -36,10 +93,22 @@ class Scoring:
 
     def __post_init__(self) -> None:
         for k in ("match", "mismatch", "gap"):
-            v = getattr(self, k)
-            if int(v) != v:
-                raise ValueError(f"{k} must be an integer score, got {v!r}")
-            object.__setattr__(self, k, int(v))
+            object.__setattr__(self, k, check_score(k, getattr(self, k)))
+        if self.match <= self.mismatch:
+            raise UsageError(f"the match score ({self.match}) must be greater than the mismatch score "
+                             f"({self.mismatch})")
+        if self.gap >= 0:
+            raise UsageError(f"the gap score must be negative (it is a penalty), got {self.gap}")
+        if self.substitution is not None:
+            if not isinstance(self.substitution, Mapping):
+                raise UsageError(f"substitution must map (token, token) pairs to scores, "
+                                 f"got {shorten(repr(self.substitution))}")
+            subs = {}
+            for key, v in self.substitution.items():
+                if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(t, str) for t in key)):
+                    raise UsageError(f"substitution keys must be (token, token) pairs, got {shorten(repr(key))}")
+                subs[key] = check_score(f"substitution {key[0]}/{key[1]}", v)
+            object.__setattr__(self, "substitution", subs)
 
     def table(self, vocab: Sequence[str]) -> np.ndarray:
         """Dense score table over ``vocab`` (token ids index rows and columns)."""
@@ -72,10 +141,14 @@ def _row(prev, cur, srow, gap, first):
         cur[j] = run
 
 
+# _profile, _fill and _align compute in the dtype of ``sub`` (int32, or int64 when
+# ``score_dtype`` says int32 could overflow); Numba compiles one version of each.
+
+
 @njit(cache=True, nogil=True)
 def _profile(b, sub):
     # Score of every token against all of b, contiguous per token (no gathers in the row loop).
-    prof = np.empty((sub.shape[0], b.shape[0]), dtype=np.int32)
+    prof = np.empty((sub.shape[0], b.shape[0]), dtype=sub.dtype)
     for t in range(sub.shape[0]):
         for j in range(b.shape[0]):
             prof[t, j] = sub[t, b[j]]
@@ -86,13 +159,14 @@ def _profile(b, sub):
 def _fill(a, b, sub, gap):
     """The full (n+1)×(m+1) DP matrix."""
     n, m = a.shape[0], b.shape[0]
-    g = np.int32(gap)
+    T = sub.dtype.type
+    g = T(gap)
     prof = _profile(b, sub)
-    h = np.empty((n + 1, m + 1), dtype=np.int32)
+    h = np.empty((n + 1, m + 1), dtype=sub.dtype)
     for j in range(m + 1):
         h[0, j] = j * g
     for i in range(1, n + 1):
-        _row(h[i - 1], h[i], prof[a[i - 1]], g, np.int32(i) * g)
+        _row(h[i - 1], h[i], prof[a[i - 1]], g, T(i) * g)
     return h
 
 
@@ -103,17 +177,18 @@ def _align(a, b, sub, gap):
     Directions follow the documented rule: diagonal if it explains the score, else up, else left.
     """
     n, m = a.shape[0], b.shape[0]
-    g = np.int32(gap)
+    T = sub.dtype.type
+    g = T(gap)
     prof = _profile(b, sub)
     dirs = np.empty((n + 1, m + 1), dtype=np.int8)
-    prev = np.empty(m + 1, dtype=np.int32)
-    cur = np.empty(m + 1, dtype=np.int32)
+    prev = np.empty(m + 1, dtype=sub.dtype)
+    cur = np.empty(m + 1, dtype=sub.dtype)
     for j in range(m + 1):
         prev[j] = j * g
         dirs[0, j] = 2
     for i in range(1, n + 1):
         srow = prof[a[i - 1]]
-        _row(prev, cur, srow, g, np.int32(i) * g)
+        _row(prev, cur, srow, g, T(i) * g)
         drow = dirs[i]
         drow[0] = 1
         for j in range(1, m + 1):
@@ -192,27 +267,40 @@ def _stats(a, b, sub, gap):
 
 
 def align_stats(a: SeqLike, b: SeqLike, scoring: Scoring | None = None) -> tuple[int, int, int]:
-    """``(score, matches, length)`` of ``align(a, b)`` without building the DP matrix."""
+    """``(score, matches, length)`` of ``align(a, b)`` without building the DP matrix (int64 DP)."""
     sc = scoring if scoring is not None else PAPER
     ia, ib, vocab = encode(a, b)
-    sub = sc.table(vocab) if vocab else np.zeros((1, 1), dtype=np.int64)
+    sub = _table(sc, vocab)
+    score_dtype(len(ia), len(ib), _top(sub, sc.gap))  # refuses what int64 cannot hold
     s, mt, ln = _stats(ia, ib, sub, sc.gap)
     return int(s), int(mt), int(ln)
 
 
+def _table(sc: Scoring, vocab: Sequence[str]) -> np.ndarray:
+    return sc.table(vocab) if vocab else np.zeros((1, 1), dtype=np.int64)
+
+
+def _dp_inputs(sc: Scoring, ia: np.ndarray, ib: np.ndarray, vocab: Sequence[str]) -> np.ndarray:
+    """The substitution table in the dtype the DP must run in (int32 when it provably fits)."""
+    sub = _table(sc, vocab)
+    return sub.astype(score_dtype(len(ia), len(ib), _top(sub, sc.gap)))
+
+
 def _as_tokens(x: SeqLike) -> tuple[str, ...]:
+    """Token names: a ``str`` is a one-letter string (``C`` is Conv2d), any other sequence holds names."""
     if isinstance(x, LayerSeq):
         return x.tokens
+    if isinstance(x, str):
+        return tokens_from_letters(x)
     return tuple(x)
 
 
 def encode(a: SeqLike, b: SeqLike) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Token ids of both sequences over their joint (sorted) vocabulary."""
+    """Token ids of both sequences over their joint (sorted) vocabulary (strings are letter strings)."""
     ta, tb = _as_tokens(a), _as_tokens(b)
     vocab = sorted(set(ta) | set(tb))
-    idx = {t: i for i, t in enumerate(vocab)}
-    return (np.fromiter((idx[t] for t in ta), np.int64, len(ta)),
-            np.fromiter((idx[t] for t in tb), np.int64, len(tb)), vocab)
+    idx = {t: i for i, t in enumerate(vocab)}.__getitem__
+    return (np.fromiter(map(idx, ta), np.int64, len(ta)), np.fromiter(map(idx, tb), np.int64, len(tb)), vocab)
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,10 +324,9 @@ class Alignment:
 
     @cached_property
     def matrix(self) -> np.ndarray:
-        """The (n+1)×(m+1) DP matrix (rows: ``a``, columns: ``b``)."""
+        """The (n+1)×(m+1) DP matrix (rows: ``a``, columns: ``b``), int32 or, for large scores, int64."""
         ia, ib, vocab = encode(self.a, self.b)
-        sub = self.scoring.table(vocab) if vocab else np.zeros((1, 1), dtype=np.int64)
-        return _fill(ia, ib, sub, self.scoring.gap)
+        return _fill(ia, ib, _dp_inputs(self.scoring, ia, ib, vocab), self.scoring.gap)
 
     @cached_property
     def path(self) -> tuple[tuple[int, int], ...]:
@@ -322,6 +409,7 @@ class Alignment:
 
     def format(self, width: int = 80) -> str:
         """Biopython-style text: the two letter strings with ``|`` match, ``.`` mismatch, ``-`` gap."""
+        letters(sorted(set(self.a) | set(self.b)))  # new tokens get letters in sorted order
         top, mid, bot = [], [], []
         for ta, tb, op in self.pairs:
             top.append(letter(ta) if ta is not None else "-")
@@ -347,6 +435,7 @@ class Alignment:
     def matrix_text(self) -> str:
         """The DP matrix as a table, traceback cells marked with ``*``."""
         on_path = set(self.path)
+        letters(sorted(set(self.a) | set(self.b)))
         head = ["", "-"] + [letter(t) for t in self.b]
         rows = [head]
         for i in range(self.matrix.shape[0]):
@@ -359,13 +448,22 @@ class Alignment:
 
 def align(a: SeqLike, b: SeqLike, match: int = 1, mismatch: int = -2, gap: int = -2,
           scoring: Scoring | None = None) -> Alignment:
-    """Globally align two layer sequences (LayerSeq, token lists, or strings of one-letter tokens)."""
+    """Globally align two layer sequences.
+
+    Args:
+        a, b: ``LayerSeq``s, token-name lists, or one-letter strings (``"CCM"``: Conv2d, Conv2d, MaxPool2d).
+        match, mismatch, gap: scores, used when ``scoring`` is not given (validated by ``Scoring``).
+        scoring: a ``Scoring`` (with an optional substitution table).
+
+    Returns:
+        The ``Alignment``; its score is exact (int64 DP when int32 could overflow).
+    """
     sc = scoring if scoring is not None else Scoring(match, mismatch, gap)
-    ia, ib, vocab = encode(a, b)
-    sub = sc.table(vocab) if vocab else np.zeros((1, 1), dtype=np.int64)
-    score, opcodes, cells = _align(ia, ib, sub, sc.gap)
+    ta, tb = _as_tokens(a), _as_tokens(b)  # letter strings decoded once
+    ia, ib, vocab = encode(ta, tb)
+    score, opcodes, cells = _align(ia, ib, _dp_inputs(sc, ia, ib, vocab), sc.gap)
     return Alignment(
-        a=_as_tokens(a), b=_as_tokens(b), score=int(score), opcodes=opcodes, cells=cells,
+        a=ta, b=tb, score=int(score), opcodes=opcodes, cells=cells,
         name_a=a.name if isinstance(a, LayerSeq) else "a",
         name_b=b.name if isinstance(b, LayerSeq) else "b",
         paths_a=a.paths if isinstance(a, LayerSeq) else (),

@@ -25,8 +25,8 @@ def cli() -> None:
 def _load(model: str, profile: str, as_tokens: bool, input_size: int | None, use_cache: bool,
           label: str = "a"):
     from .tokens import LayerSeq
-    if as_tokens:
-        return LayerSeq(name=label, tokens=tuple(model), profile=profile, source="letters")
+    if as_tokens:  # letters name the fixed tokens: C is Conv2d, M MaxPool2d
+        return LayerSeq.from_letters(model, name=label, profile=profile)
     from .tracing import extract
     return extract(model, profile=profile, input_size=input_size, cache=use_cache)
 
@@ -89,10 +89,12 @@ def _describe(seq) -> str:
 @click.option("--matrix", is_flag=True, help="Also print the DP matrix (traceback cells marked *).")
 @click.option("--tokens", "as_tokens", is_flag=True, help="A and B are literal one-letter token strings.")
 @click.option("--full", is_flag=True, help="Show every aligned layer, not only the differences.")
-@click.option("--input-size", type=int, default=None, help="Square input size (default: the model's own).")
-@click.option("--match", default=1, show_default=True, help="Match score.")
-@click.option("--mismatch", default=-2, show_default=True, help="Mismatch score.")
-@click.option("--gap", default=-2, show_default=True, help="Gap score (linear).")
+@click.option("--input-size", type=click.IntRange(min=1), default=None,
+              help="Square input size (default: the model's own).")
+@click.option("--match", type=int, default=1, show_default=True, help="Match score (> mismatch).")
+@click.option("--mismatch", type=int, default=-2, show_default=True, help="Mismatch score.")
+@click.option("--gap", type=int, default=-2, show_default=True,
+              help="Gap score (linear, < 0). Scores are integers within ±(2³¹−1); results are exact.")
 @click.option("--no-cache", is_flag=True, help="Extract afresh instead of using the token cache.")
 def compare(a, b, profile, as_json, matrix, as_tokens, full, input_size, match, mismatch, gap, no_cache):
     """Align the layer sequences of models A and B and show where they differ.
@@ -100,10 +102,11 @@ def compare(a, b, profile, as_json, matrix, as_tokens, full, input_size, match, 
     A and B are model names (vgg16, tv:vgg16, timm:resnet50d), path/to/file.py:factory,
     package.module:factory, or with --tokens literal strings such as CCMCCML.
     """
-    from .alignment import align
+    from .alignment import Scoring, align
+    scoring = Scoring(match, mismatch, gap)  # bad scores fail before any model is built
     sa = _load(a, profile, as_tokens, input_size, not no_cache)
     sb = _load(b, profile, as_tokens, input_size, not no_cache, label="b")
-    al = align(sa, sb, match=match, mismatch=mismatch, gap=gap)
+    al = align(sa, sb, scoring=scoring)
     if as_json:
         d = al.to_dict(matrix=matrix)
         d["profile"] = profile
@@ -111,10 +114,10 @@ def compare(a, b, profile, as_json, matrix, as_tokens, full, input_size, match, 
         click.echo(json.dumps(d, indent=2))
         return
     if not as_tokens:
+        # A definition-order fallback was already reported as a warning by the extraction
+        # (or, for a cached sequence, by the token cache): not repeated here.
         click.echo(_describe(sa))
         click.echo(_describe(sb))
-        for w in sa.warnings + sb.warnings:
-            click.echo(click.style(f"warning: {w}", fg="yellow"), err=True)
         click.echo()
         for line in _diff_lines(al, full):
             click.echo(line)
@@ -159,7 +162,8 @@ def list_cmd(pattern, source, count, zoo):
 @cli.command()
 @click.argument("model")
 @click.option("--profile", type=click.Choice(PROFILES), default="torch", show_default=True)
-@click.option("--input-size", type=int, default=None, help="Square input size (default: the model's own).")
+@click.option("--input-size", type=click.IntRange(min=1), default=None,
+              help="Square input size (default: the model's own).")
 @click.option("--json", "as_json", is_flag=True, help="Print tokens and module paths as JSON.")
 def tokens(model, profile, input_size, as_json):
     """Print the layer-token string of MODEL."""
@@ -176,7 +180,8 @@ def tokens(model, profile, input_size, as_json):
 @cli.command()
 @click.argument("model")
 @click.option("--zoo", type=click.Choice(ZOOS), default="all", show_default=True)
-@click.option("-k", "k", default=10, show_default=True, help="How many neighbours to show.")
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many neighbours to show (at least 1).")
 @click.option("--profile", type=click.Choice(PROFILES), default="torch", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the neighbours as JSON.")
 def nearest(model, zoo, k, profile, as_json):
@@ -201,11 +206,16 @@ def zoo() -> None:
 
 
 @zoo.command("build")
-@click.option("--workers", default=1, show_default=True, help="Worker processes.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
 @click.option("--zoo", "which", type=click.Choice(ZOOS), default="all", show_default=True)
-@click.option("-o", "--output", default=None, help="Output file (default: the package data, else the user cache).")
+@click.option("-o", "--output", default=None,
+              help="Output file (default: the package data, else the user cache); checked before extraction.")
 def zoo_build(workers, which, output):
-    """Extract every zoo model (resumable) and write the versioned zoo cache."""
+    """Extract every zoo model (resumable) and write the versioned zoo cache.
+
+    Finished models go to a checkpoint beside the output, so a killed build resumes; several
+    builds of the same output may run at once without losing each other's checkpoints.
+    """
     from .zoo.build import build_zoo
     out, problems = build_zoo(output, workers=workers, zoo=which)
     click.echo(f"wrote {out}")
@@ -242,7 +252,8 @@ def zoo_info():
 @click.option("--cluster", is_flag=True, help="Order rows/columns by hierarchical clustering.")
 @click.option("--profile", type=click.Choice(PROFILES), default=None,
               help="Tokenize every model this way (default: torch, or each preset entry's own profile).")
-@click.option("-o", "--output", "outdir", default=".", show_default=True, help="Directory for the CSV and heatmap.")
+@click.option("-o", "--output", "outdir", default=".", show_default=True,
+              help="Directory for the CSV and heatmap (checked before any work).")
 @click.option("--no-cache", is_flag=True, help="Extract afresh instead of using the token cache.")
 @click.option("--zoo", "zoo_name", type=click.Choice(ZOOS), default=None,
               help="The whole cached zoo: writes a float32 .npy + names and a clustered overview.")
@@ -266,31 +277,37 @@ def matrix(models, preset_name, metric, cluster, profile, outdir, no_cache, zoo_
                            f"(presets: {', '.join(list_presets())})")
     if models and len(models) < 2:
         raise UsageError("a matrix needs at least two models")
+    items = get_preset(preset_name) if preset_name else list(models)
+    from .plot import FORMATS, check_targets, csv_text, heatmap, render_figure, write_outputs
+    stem = Path(outdir) / f"{preset_name or 'matrix'}_{metric}{'_clustered' if cluster else ''}"
+    csv = stem.with_name(stem.name + ".csv")
+    # A bad -o (unwritable, a file, a folder in a target's place) fails before any model is loaded.
+    check_targets([csv, *(stem.with_name(f"{stem.name}.{fmt}") for fmt in FORMATS)])
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plot import heatmap, save_csv, save_figure
     from .matrices import correlation, similarity_matrix
-    items = get_preset(preset_name) if preset_name else list(models)
     df = similarity_matrix(items, profile=profile, cache=not no_cache)
     if metric == "correlation":
         df = correlation(df)
     if cluster:
         from .matrices import cluster_order, reorder
         df = reorder(df, cluster_order(df))
-    stem = Path(outdir) / f"{preset_name or 'matrix'}_{metric}{'_clustered' if cluster else ''}"
-    csv = save_csv(df, stem.with_name(stem.name + ".csv"))
     fig = heatmap(df, title=f"{metric}{' (clustered)' if cluster else ''}, {len(df)} models")
-    paths = [csv, *save_figure(fig, stem)]
-    plt.close(fig)
+    try:  # everything rendered before the first file is replaced
+        outputs = {csv: csv_text(df), **render_figure(fig, stem)}
+    finally:
+        plt.close(fig)
+    paths = write_outputs(outputs)
     click.echo(f"{len(df)}×{len(df)} {metric} matrix")
     for p in paths:
         click.echo(f"wrote {p}")
 
 
 @cli.command()
-@click.option("-o", "--output", "outdir", default="figures", show_default=True, help="Directory for the panels.")
+@click.option("-o", "--output", "outdir", default="figures", show_default=True,
+              help="Directory for the panels (checked before any work).")
 @click.option("--no-cache", is_flag=True, help="Extract afresh instead of using the token cache.")
 def figures(outdir, no_cache):
     """Regenerate every panel of the paper's Figure 6 (paper44 heatmaps, VGG zoom, DP matrices)."""

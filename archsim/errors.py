@@ -10,6 +10,7 @@ failures.  :func:`run_cli` prints them as ``tool: error: message`` without a tra
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 import warnings
 from typing import Iterable, Sequence
@@ -126,7 +127,9 @@ def cli_group(prog: str, handled: tuple[type[BaseException], ...]):
                 ctx = getattr(exc, "ctx", None)
                 if ctx is not None:
                     click.echo(ctx.get_usage(), err=True)
-                click.echo(f"{prog}: error: {exc.format_message()}", err=True)
+                # click echoes rejected values whole: cut any over-long word (a pasted name)
+                msg = re.sub(r"\S{61,}", lambda m: shorten(m.group(0)), exc.format_message())
+                click.echo(f"{prog}: error: {msg}", err=True)
                 sys.exit(exc.exit_code)
             except handled + (OutputError,) as exc:
                 click.echo(f"{prog}: error: {exc}", err=True)

@@ -7,7 +7,8 @@ from typing import Sequence
 
 from ._io import check_output_dir
 from .alignment import Alignment, align
-from .plot import _RC, _mpl, alignment_strip, clustermap, dp_matrix, heatmap, legend_tokens, save_csv, save_figure
+from .plot import (_RC, FORMATS, _mpl, alignment_strip, check_targets, clustermap, csv_text, dp_matrix, heatmap,
+                   legend_tokens, render_figure, write_outputs)
 from .tokens import LayerSeq
 
 # The token strings printed in the paper's Figure 6 (VGG16/VGG19 from Keras, VGG11 from PyTorch).
@@ -51,37 +52,44 @@ def paper_alignments() -> list[Alignment]:
 
 def figure6(outdir: str | os.PathLike = "figures", preset_name: str = "paper44", cache: bool = True,
             progress: bool | None = None) -> list[Path]:
-    """Regenerate every Figure 6 panel (and the matrices as CSV) into ``outdir``; returns the written paths."""
+    """Regenerate every Figure 6 panel (and the matrices as CSV) into ``outdir``; returns the written paths.
+
+    The folder and every target file are checked before any model is loaded, and every panel is
+    rendered in memory before the first file is replaced, so a bad ``outdir`` or a drawing error
+    leaves the existing files as they were.
+    """
     from .presets import get_preset
     from .matrices import correlation, load_sequences, reorder, similarity_matrix
     _, plt = _mpl()
     out = check_output_dir(outdir)
-    written: list[Path] = []
+    stems = ["fig6a_correlation", "fig6a_correlation_clustered", "fig6b_vgg_zoom",
+             *(f"fig6c_dp_{a.lower()}_{b.lower()}" for a, b in DP_PAIRS)]
+    check_targets([out / f"{preset_name}_{m}.csv" for m in ("similarity", "correlation")] +
+                  [out / f"{stem}.{fmt}" for stem in stems for fmt in FORMATS])
+    outputs: dict[Path, str | bytes] = {}
     seqs = load_sequences(get_preset(preset_name), cache=cache, progress=progress)
     sim = similarity_matrix(seqs, progress=progress)
     corr = correlation(sim)
     for df, name in ((sim, "similarity"), (corr, "correlation")):
-        written.append(save_csv(df, out / f"{preset_name}_{name}.csv"))
+        outputs[out / f"{preset_name}_{name}.csv"] = csv_text(df)
+
+    def render(fig, stem: str, tight: bool = True) -> None:
+        try:
+            outputs.update(render_figure(fig, out / stem, tight=tight))
+        finally:
+            plt.close(fig)
 
     n = len(corr)
-    fig = heatmap(corr, title=f"(a) DNN architectural similarity: correlation similarity, {n} models")
-    written += save_figure(fig, out / "fig6a_correlation")
-    plt.close(fig)
-    fig = clustermap(corr, title=f"(a) correlation similarity, {n} models, hierarchically clustered")
-    written += save_figure(fig, out / "fig6a_correlation_clustered")
-    plt.close(fig)
-
+    render(heatmap(corr, title=f"(a) DNN architectural similarity: correlation similarity, {n} models"),
+           "fig6a_correlation")
+    render(clustermap(corr, title=f"(a) correlation similarity, {n} models, hierarchically clustered"),
+           "fig6a_correlation_clustered")
     by_name = {s.name: s for s in seqs}
     if all(v in by_name for v in VGG_LABELS):
-        fig = vgg_zoom(reorder(corr, list(corr.index)), by_name)
-        written += save_figure(fig, out / "fig6b_vgg_zoom")
-        plt.close(fig)
-
+        render(vgg_zoom(reorder(corr, list(corr.index)), by_name), "fig6b_vgg_zoom")
     for al in paper_alignments():
-        fig = dp_matrix(al)
-        written += save_figure(fig, out / f"fig6c_dp_{al.name_a.lower()}_{al.name_b.lower()}", tight=False)
-        plt.close(fig)
-    return written
+        render(dp_matrix(al), f"fig6c_dp_{al.name_a.lower()}_{al.name_b.lower()}", tight=False)
+    return write_outputs(outputs)
 
 
 __all__ = ["figure6", "paper_alignments", "vgg_zoom", "PAPER_TOKENS", "DP_PAIRS", "VGG_LABELS"]

@@ -14,7 +14,9 @@ each cell carries the counts of the path the traceback rule (diagonal, else up, 
 would follow from it.  With a uniform table (one match and one mismatch score) only the
 match count is carried: the number of diagonal steps, hence the length, follows from the
 score, ``score = M·match + (D−M)·mismatch + (n+m−2D)·gap``.  Scores run in int16 lanes when
-``(n+m+1)·max|score|`` provably fits, else in int32.
+``(n+m+1)·max|score|`` provably fits, else in int32, else in int64 (the same kernel compiled
+for wider lanes: slower, but exact, so that every entry point accepts the scores ``align``
+accepts); only bounds beyond 2⁶¹ are refused.
 
     >>> ids, vocab = encode_many(["CBRCBRM", "CBRM", "CRM"])
     >>> score, matches, length = all_pairs(ids)   # pairs (0, 1), (0, 2), (1, 2)
@@ -30,10 +32,14 @@ import numpy as np
 from numba import njit, prange, uint64
 
 from .alignment import PAPER
-from .tokens import LayerSeq
+from .errors import UsageError
+from .tokens import LayerSeq, tokens_from_letters
 
 LANES = 64  # pairs side by side: two 512-bit vectors of int16 (measured faster than 32 here)
 _INT16_MAX = 32767
+_INT32_MAX = 2**31 - 1
+# int64 lanes: the uniform path's length recovery adds three terms of up to the bound each.
+_INT64_SAFE = 2**61
 
 # The DP state of one group lives in one flat array, one block per column j; the two row
 # buffers swap roles on odd and even rows.  Every access in the lane loop is then at a
@@ -50,8 +56,12 @@ TokenSeq = Union[LayerSeq, str, Sequence[str]]
 
 
 def encode_many(seqs: Sequence[TokenSeq]) -> tuple[list[np.ndarray], list[str]]:
-    """Token-id arrays of all sequences over their joint sorted vocabulary (as ``align.encode``)."""
-    toks = [s.tokens if isinstance(s, LayerSeq) else tuple(s) for s in seqs]
+    """Token-id arrays of all sequences over their joint sorted vocabulary (as ``align.encode``).
+
+    A ``str`` is a one-letter string (``"CBR"``: Conv2d, BatchNorm2d, ReLU); any other sequence holds names.
+    """
+    toks = [s.tokens if isinstance(s, LayerSeq) else tokens_from_letters(s) if isinstance(s, str) else tuple(s)
+            for s in seqs]
     vocab = sorted(set().union(*toks)) if toks else []
     idx = {t: i for i, t in enumerate(vocab)}
     return [np.fromiter((idx[t] for t in t_), np.int32, len(t_)) for t_ in toks], vocab
@@ -343,14 +353,51 @@ def _uniform(sub: np.ndarray) -> tuple[bool, int, int]:
     return ok, match, int(off[0])
 
 
+def lane_dtype(bound: int, k: int) -> type:
+    """The narrowest lane type whose DP cannot overflow: int16, int32 or int64.
+
+    ``bound`` is ``(max(n + m) + 1)·max|score|`` (no cell or candidate exceeds it), ``k`` the
+    alphabet size (token ids are stored in the lanes too).  Beyond 2⁶¹ raises ``UsageError``.
+    """
+    if bound <= _INT16_MAX and k <= _INT16_MAX:
+        return np.int16
+    if bound <= _INT32_MAX and k <= _INT32_MAX:
+        return np.int32
+    if bound <= _INT64_SAFE:
+        return np.int64
+    raise UsageError(f"alignment scores could reach {bound:.3g} and overflow 64-bit integers; "
+                     f"use smaller scores or shorter sequences")
+
+
+def _int_table(sub) -> np.ndarray:
+    """``sub`` as an int64 array, refusing bools, fractions, NaN and values beyond int64."""
+    raw = np.asarray(sub)
+    kind = raw.dtype.kind
+    ok = kind == "i" or (kind == "u" and (raw.size == 0 or int(raw.max()) <= np.iinfo(np.int64).max))
+    if kind == "f":
+        with np.errstate(invalid="ignore"):
+            ok = bool(np.isfinite(raw).all() and (raw == np.round(raw)).all()
+                      and (raw.size == 0 or np.abs(raw).max() < 2.0**63))
+    if not ok:
+        raise UsageError(f"substitution table must hold integer scores within int64, got dtype {raw.dtype}")
+    return raw.astype(np.int64)
+
+
 def pair_stats(seqs: Sequence[np.ndarray], pairs: np.ndarray, sub: np.ndarray | None = None,
                gap: int = PAPER.gap, threads: int | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(score, matches, length)`` int32 arrays of ``align(seqs[i], seqs[j])`` per row ``(i, j)`` of ``pairs``.
+    """``(score, matches, length)`` of ``align(seqs[i], seqs[j])`` per row ``(i, j)`` of ``pairs``.
 
-    ``seqs`` are token-id arrays (``encode_many``), ``sub`` a square table over those ids
-    (default: the paper's +1/−2), ``gap`` the linear gap score; ``threads`` defaults to
-    Numba's current thread count and is capped at ``NUMBA_NUM_THREADS``.
+    Args:
+        seqs: token-id arrays (``encode_many``).
+        pairs: ``(P, 2)`` indices into ``seqs``.
+        sub: a square integer table over those ids (default: the paper's +1/−2).
+        gap: the linear gap score (an integer).
+        threads: defaults to Numba's current thread count, capped at ``NUMBA_NUM_THREADS``.
+
+    Returns:
+        Three int32 arrays, or int64 ones when the scores need int64 lanes (``lane_dtype``);
+        every value is exact.  Bad tables, ids or scores raise ``UsageError`` (a ``ValueError``).
     """
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     P = pairs.shape[0]
@@ -360,31 +407,29 @@ def pair_stats(seqs: Sequence[np.ndarray], pairs: np.ndarray, sub: np.ndarray | 
     ids = np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs]) if len(seqs) else np.zeros(0, np.int64)
     if sub is None:
         sub = default_table(int(ids.max()) + 1 if ids.size else 1)
-    sub = np.asarray(sub, dtype=np.int64)
-    k = sub.shape[0]
-    if sub.ndim != 2 or sub.shape[1] != k:
-        raise ValueError(f"substitution table must be square, got shape {sub.shape}")
+    sub = _int_table(sub)
+    k = sub.shape[0] if sub.ndim else 0
+    if sub.ndim != 2 or sub.shape[1] != k or k == 0:
+        raise UsageError(f"substitution table must be square and non-empty, got shape {sub.shape}")
     if ids.size and (ids.min() < 0 or ids.max() >= k):
-        raise ValueError(f"token ids must lie in [0, {k}) to index the substitution table")
+        raise UsageError(f"token ids must lie in [0, {k}) to index the substitution table")
     if P and (pairs.min() < 0 or pairs.max() >= len(seqs)):
-        raise ValueError("pair indices out of range")
-    if int(gap) != gap:
-        raise ValueError(f"gap must be an integer score, got {gap!r}")
-    gap = int(gap)
-    out = (np.zeros(P, np.int32), np.zeros(P, np.int32), np.zeros(P, np.int32))
+        raise UsageError("pair indices out of range")
+    gap = _check_gap(gap)
     if P == 0:
-        return out
+        return (np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32))
 
     n, m = lens[pairs[:, 0]], lens[pairs[:, 1]]
     uniform, match, mismatch = _uniform(sub)
     # Skipping the diagonal-step count needs the score to determine it.
     uniform = uniform and (k == 1 or mismatch != 2 * gap)
     # Any path to cell (i, j) has at most i + j steps, so |H| ≤ (i + j)·max|score|, and the
-    # candidates one step further stay within (n + m + 1)·max|score|.
-    bound = (int((n + m).max()) + 1) * max(int(np.abs(sub).max()), abs(gap), 1)
-    like = np.zeros(1, np.int16 if bound <= _INT16_MAX and k <= _INT16_MAX else np.int32)
-    if bound > np.iinfo(np.int32).max:
-        raise ValueError("scores could overflow 32 bits: sequences or scores too large")
+    # candidates one step further stay within (n + m + 1)·max|score| (Python ints: no wrap).
+    top = max(abs(int(sub.max())), abs(int(sub.min())), abs(gap), 1)
+    bound = (int((n + m).max()) + 1) * top
+    like = np.zeros(1, lane_dtype(bound, k))
+    odt = np.int64 if like.dtype == np.int64 else np.int32
+    out = (np.zeros(P, odt), np.zeros(P, odt), np.zeros(P, odt))
 
     q, qs, gcols, grows = _plan(n, m)
     gorder = np.argsort(-(gcols + 1) * (grows + 1), kind="stable")
@@ -410,6 +455,15 @@ def pair_stats(seqs: Sequence[np.ndarray], pairs: np.ndarray, sub: np.ndarray | 
     for arr, src in zip(out, (sc, mt, n + m - dg)):
         arr[:] = src
     return out
+
+
+def _check_gap(gap) -> int:
+    """The gap score as an int (any integer the lanes can hold; ``Scoring`` is stricter)."""
+    if isinstance(gap, (bool, np.bool_)) or not isinstance(gap, (int, np.integer, float, np.floating)):
+        raise UsageError(f"gap must be an integer score, got {gap!r}")
+    if isinstance(gap, (float, np.floating)) and not (np.isfinite(gap) and int(gap) == gap):
+        raise UsageError(f"gap must be an integer score, got {gap!r}")
+    return int(gap)
 
 
 def triu_pairs(n: int) -> np.ndarray:

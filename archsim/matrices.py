@@ -6,7 +6,7 @@ from typing import Iterable, Sequence, Union
 import numpy as np
 
 from .alignment import PAPER, Scoring
-from .errors import ArchsimError, UnknownNameError, UsageError
+from .errors import ArchsimError, UnknownNameError, UsageError, shorten
 from .presets import PresetEntry
 from .tokens import PROFILES, LayerSeq
 
@@ -39,13 +39,13 @@ def _load_one(item: ModelItem, profile: str | None, cache: bool) -> LayerSeq:
         try:
             return item.with_profile(profile)
         except ValueError as exc:
-            raise ArchsimError(f"{item.name}: {exc}") from exc
+            raise ArchsimError(f"{shorten(item.name)}: {exc}") from exc
     if isinstance(item, PresetEntry):
         seq = extract(item.model, profile=profile or item.profile, cache=cache)
     elif isinstance(item, str):
         seq = extract(item, profile=profile or "torch", cache=cache)
     else:
-        raise UsageError(f"cannot compare {type(item).__name__} {item!r}: give a model name, "
+        raise UsageError(f"cannot compare {type(item).__name__} {shorten(repr(item))}: give a model name, "
                            f"a PresetEntry or a LayerSeq")
     label = _label(item)
     if seq.name == label:
@@ -62,7 +62,7 @@ def load_sequences(models: Iterable[ModelItem], profile: str | None = None, cach
     labels = [_label(m) for m in items]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
-        raise UsageError(f"each model may appear only once; repeated: {', '.join(dupes)}")
+        raise UsageError(f"each model may appear only once; repeated: {', '.join(shorten(d) for d in dupes)}")
     out = []
     with _bar(progress, total=len(items), desc="tokens", unit="model") as bar:
         for item, label in zip(items, labels):

@@ -5,11 +5,11 @@ import os
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ._io import atomic_write
+from ._io import OutputError, Payload, atomic_write, check_output_dir
 from .alignment import MATCH, Alignment
 from .tokens import letter
 
@@ -31,19 +31,56 @@ def _mpl():
     return matplotlib, plt
 
 
+def figure_bytes(fig, fmt: str, dpi: int = DPI, tight: bool = True) -> bytes:
+    """``fig`` rendered in memory as ``fmt`` (``png``/``pdf``), so a drawing error touches no file."""
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi, pad_inches=0.15, bbox_inches="tight" if tight else None)
+    return buf.getvalue()
+
+
+def render_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, dpi: int = DPI,
+                  tight: bool = True) -> dict[Path, bytes]:
+    """``{stem.png: bytes, stem.pdf: bytes}``: every format rendered, nothing written yet."""
+    stem = Path(stem)
+    return {stem.with_name(f"{stem.name}.{fmt}"): figure_bytes(fig, fmt, dpi, tight) for fmt in formats}
+
+
+def check_targets(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Make sure every output file can be written (no folder in its place, its folder writable).
+
+    Raises ``OutputError`` naming the first bad one; call it before long work and before
+    replacing any file, so a bad output location leaves every existing file as it was.
+    """
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        if p.is_dir():
+            raise OutputError(f"{p} is a folder; remove it or choose another output folder")
+    for parent in dict.fromkeys(p.parent for p in paths):
+        check_output_dir(parent)
+    return paths
+
+
+def write_outputs(outputs: Mapping[str | os.PathLike, Payload]) -> list[Path]:
+    """Write already-rendered files: all targets are checked first, then each is written atomically."""
+    check_targets(outputs)
+    return [atomic_write(p, data) for p, data in outputs.items()]
+
+
 def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, dpi: int = DPI,
                 tight: bool = True) -> list[Path]:
-    """Write ``fig`` as ``stem.png``/``stem.pdf`` atomically (temp file + rename); returns the paths."""
-    stem = Path(stem)
-    return [atomic_write(stem.with_name(f"{stem.name}.{fmt}"),
-                    lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi, pad_inches=0.15,
-                                                     bbox_inches="tight" if tight else None))
-            for fmt in formats]
+    """Write ``fig`` as ``stem.png``/``stem.pdf``: all formats rendered first, then each written atomically."""
+    return write_outputs(render_figure(fig, stem, formats, dpi, tight))
+
+
+def csv_text(df) -> str:
+    """A matrix as CSV text (six decimals)."""
+    return df.to_csv(float_format="%.6f")
 
 
 def save_csv(df, path: str | os.PathLike) -> Path:
     """Write a matrix as CSV atomically."""
-    return atomic_write(Path(path), lambda tmp: df.to_csv(tmp, float_format="%.6f"))
+    return atomic_write(Path(path), csv_text(df))
 
 
 def _metric_style(df) -> dict:
@@ -215,5 +252,5 @@ def dp_matrix(al: Alignment, ax=None, title: str | None = None):
     return fig
 
 
-__all__ = ["heatmap", "clustermap", "save_csv", "alignment_strip", "dp_matrix", "save_figure", "differing_layers",
-           "legend_tokens"]
+__all__ = ["heatmap", "clustermap", "save_csv", "csv_text", "alignment_strip", "dp_matrix", "save_figure",
+           "render_figure", "figure_bytes", "check_targets", "write_outputs", "differing_layers", "legend_tokens"]

@@ -70,11 +70,20 @@ def store(key: dict, seq: LayerSeq) -> Path:
 
 
 def cached_extract(model: str, profile: str = "torch", input_size=None) -> LayerSeq:
-    """``extract(model, profile)`` through the disk cache."""
+    """``extract(model, profile)`` through the disk cache.
+
+    The cached entry keeps the extraction's warnings (a definition-order fallback); they are
+    issued again as ``RuntimeWarning`` each time the entry is served.
+    """
     from .tracing import extract
     key = cache_key(model, profile, input_size)
     seq = load(key)
-    if seq is None:
+    if seq is not None:
+        # A definition-order fallback was cached with its warning: say it again on every reuse,
+        # as the fresh extraction did, so a cache hit never hides it.
+        for note in seq.warnings:
+            warnings.warn(note, RuntimeWarning, stacklevel=3)
+    else:
         seq = extract(model, profile=profile, input_size=input_size)
         try:
             store(key, seq)

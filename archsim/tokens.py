@@ -1,9 +1,22 @@
-"""Layer tokens: canonical type names, one-letter codes, the ``torch``/``keras`` profiles and ``LayerSeq``."""
+"""Layer tokens: canonical type names, one-letter codes, the ``torch``/``keras`` profiles and ``LayerSeq``.
+
+Every token has one letter, and no two tokens share one.  A one-letter *string* names the
+fixed tokens (``C`` is Conv2d); a token *name* of one character, such as a class called ``M``,
+is a token of its own and gets its own letter:
+
+    >>> LayerSeq.from_letters("CCM").tokens
+    ('Conv2d', 'Conv2d', 'MaxPool2d')
+    >>> letter("MaxPool2d"), letter("M") == "M"
+    ('M', False)
+"""
 from __future__ import annotations
 
+import threading
+import unicodedata
 import zlib
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from functools import lru_cache
+from typing import Iterable, Iterator, Sequence
 
 PROFILES = ("torch", "keras")
 
@@ -51,12 +64,24 @@ GLOBAL_POOLS = frozenset({
 })
 CLASSIFIER = frozenset({"Linear"})
 
-# Letters for names outside LETTERS: hashed into Latin-1/Latin Extended-A/B, then the
-# CJK block, with linear probing; a process-wide table keeps every assignment unique.
-_EXTRA_RANGES = ((0x00C0, 0x0250), (0x4E00, 0x9FFF))
-_assigned: dict[str, str] = dict(LETTERS)
-_taken: dict[str, str] = {v: k for k, v in LETTERS.items()}
-assert len(_taken) == len(LETTERS), "LETTERS must be collision-free"
+# Rare layer types the package knows: every other type in the shipped zoo cache and the names
+# the profiles refer to.  Their letters are assigned when this module is imported, in sorted
+# order, so they are the same in every process and no other token can take them.
+KNOWN: tuple[str, ...] = (
+    "Affine", "BlurPool2d", "CondConv2d", "Dct1d", "Downsample", "EvoNorm2dS0", "EvoNorm2dS0a",
+    "FastAdaptiveAvgPool", "FilterResponseNormTlu2d", "Flat", "GammaAct", "Gemma4RotaryEmbedding2D",
+    "Gemma4VisionPooler", "GlobalResponseNorm", "LSTM", "LayerScale2d", "LearnableAffineBlock",
+    "Permute", "PosEmbedRel", "RadixSoftmax", "RelPosBias", "RmsNorm", "RmsNorm2d", "RmsNormFp32",
+    "Scale", "SelectSeq", "Sequential", "SimpleNorm2d", "SpaceToDepth", "SwapAxes", "Unfold",
+    "Unroll", "WindowDepartition", "WindowPartition",
+)
+
+# Letters of the other tokens come from a pool of non-ASCII code points (Latin-1 and Latin
+# Extended-A/B letters, then the CJK block: about 21,000), so no fixed letter is ever in it.
+_POOL_RANGES = ((0x00C0, 0x0250), (0x4E00, 0x9FFF))
+_POOL_SIZE = sum(hi - lo for lo, hi in _POOL_RANGES)
+_NOT_LETTERS = frozenset("\u00d7\u00f7")  # × and ÷ sit inside Latin-1's letters
+_GAP = "-"  # the gap column of a formatted alignment
 
 
 def canonical(name: str) -> str:
@@ -64,35 +89,113 @@ def canonical(name: str) -> str:
     return ALIASES.get(name, name)
 
 
-def letter(token: str) -> str:
-    """The one-character code of a token: fixed for common layers, hashed and unique otherwise."""
-    got = _assigned.get(token)
-    if got is not None:
-        return got
-    if len(token) == 1:  # already a letter (sequences given as strings)
-        return token
-    size = sum(hi - lo for lo, hi in _EXTRA_RANGES)
-    h = zlib.crc32(token.encode())
-    for probe in range(size):
-        k = (h + probe) % size
-        cp = None
-        for lo, hi in _EXTRA_RANGES:
+def _in_pool(ch: str) -> bool:
+    cp = ord(ch)
+    return any(lo <= cp < hi for lo, hi in _POOL_RANGES) and ch not in _NOT_LETTERS
+
+
+def _probes(token: str) -> Iterator[str]:
+    """The pool characters a token tries, in order: from a hash of its name, then the next ones."""
+    h = zlib.crc32(token.encode("utf-8", "surrogatepass"))
+    for probe in range(_POOL_SIZE):
+        k = (h + probe) % _POOL_SIZE
+        for lo, hi in _POOL_RANGES:
             if k < hi - lo:
-                cp = lo + k
+                ch = chr(lo + k)
                 break
             k -= hi - lo
-        ch = chr(cp)
-        if ch in ("\u00d7", "\u00f7") or ch in _taken:
-            continue
-        _taken[ch] = token
-        _assigned[token] = ch
-        return ch
-    raise RuntimeError("token alphabet exhausted")  # pragma: no cover  (≈ 21,000 slots)
+        if ch not in _NOT_LETTERS:
+            yield ch
+
+
+def _shows_itself(token: str) -> bool:
+    """A one-character token that can be its own letter: visible, and no fixed or pool letter.
+
+    Such characters come from letter strings (``--tokens``, ``from_letters``) and can never be
+    assigned to another token, so showing them as themselves keeps every letter unique.
+    """
+    return (len(token) == 1 and token not in _FIXED_LETTERS and token != _GAP and not _in_pool(token)
+            and unicodedata.category(token)[0] in "LNPS")
+
+
+class _Alphabet:
+    """The token <-> letter assignments of one process.
+
+    A token's letter is a function of its name alone: its fixed letter (``LETTERS``), itself
+    (``_shows_itself``), or the first of its ``_probes`` that no fixed or ``KNOWN`` token holds.
+    The only exception is two unknown tokens whose names hash to the same character: letters
+    stay unique, so the one assigned later takes its next probe (chance about u²/43,000 for u
+    unknown layer types in one process).  ``letters`` assigns the new tokens of one sequence in
+    sorted order, so within a sequence even that case does not depend on the order of layers.
+    """
+
+    def __init__(self) -> None:
+        self.code: dict[str, str] = dict(LETTERS)
+        self.owner: dict[str, str] = {v: k for k, v in LETTERS.items()}
+        self._lock = threading.Lock()
+        self.assign(sorted(set(_KNOWN_ALL)))
+
+    def letter(self, token: str) -> str:
+        got = self.code.get(token)
+        if got is not None:
+            return got
+        with self._lock:
+            got = self.code.get(token)
+            if got is not None:
+                return got
+            if _shows_itself(token):
+                ch = token
+            else:
+                for ch in _probes(token):
+                    if ch not in self.owner:
+                        break
+                else:  # pragma: no cover  (about 21,000 characters)
+                    raise RuntimeError("token alphabet exhausted")
+            self.code[token] = ch
+            self.owner[ch] = token
+            _decode.cache_clear()  # a character may now stand for this token
+            return ch
+
+    def assign(self, tokens: Iterable[str]) -> None:
+        """Give letters to the tokens that have none yet, in sorted order."""
+        for t in sorted(set(tokens) - self.code.keys()):
+            self.letter(t)
+
+
+@lru_cache(maxsize=512)
+def _decode(s: str) -> tuple[str, ...]:
+    # Cached: all-pairs loops decode the same strings again and again.
+    return tuple(map(_ALPHABET.owner.get, s, s))
+
+
+_FIXED_LETTERS = frozenset(LETTERS.values())
+assert len(_FIXED_LETTERS) == len(LETTERS), "LETTERS must be collision-free"
+assert not any(_in_pool(c) or c == _GAP for c in _FIXED_LETTERS), "fixed letters must stay outside the pool"
+_KNOWN_ALL = (set(KNOWN) | ACTIVATIONS | DROPPED_BY_KERAS | GLOBAL_POOLS) - LETTERS.keys()
+_ALPHABET = _Alphabet()
+
+
+def letter(token: str) -> str:
+    """The one-character code of a token, unique among all tokens of this process.
+
+    Canonical layers have a fixed letter (``LETTERS``); any other token, a one-character class
+    name such as ``M`` included, gets a character of the hashed pool (see ``_Alphabet``), except
+    a visible character outside ``LETTERS`` and the pool, which stands for itself.
+    """
+    return _ALPHABET.letter(token)
 
 
 def letters(tokens: Iterable[str]) -> str:
-    """One-letter string of a token sequence."""
-    return "".join(letter(t) for t in tokens)
+    """One-letter string of a token sequence (new tokens get their letters in sorted order)."""
+    toks = list(tokens)
+    _ALPHABET.assign(toks)
+    return "".join(_ALPHABET.letter(t) for t in toks)
+
+
+def tokens_from_letters(s: str) -> tuple[str, ...]:
+    """Tokens of a one-letter string: fixed and known letters, and letters shown earlier in
+    this process, map to their tokens; any other character is a token of its own."""
+    return _decode(s) if len(s) > 1 else tuple(map(_ALPHABET.owner.get, s, s))
 
 
 def apply_profile(tokens: Sequence[str], paths: Sequence[str], profile: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -173,10 +276,6 @@ class LayerSeq:
         return LayerSeq(self.name, toks, paths, profile, self.order, self.source, self.input_size, self.warnings)
 
     @classmethod
-    def from_letters(cls, s: str, name: str = "tokens") -> "LayerSeq":
-        """A sequence from a one-letter string (inverse of ``str(seq)``)."""
-        toks = []
-        for ch in s:
-            tok = _taken.get(ch)
-            toks.append(tok if tok is not None else ch)
-        return cls(name=name, tokens=tuple(toks), source="letters")
+    def from_letters(cls, s: str, name: str = "tokens", profile: str = "torch") -> "LayerSeq":
+        """A sequence from a one-letter string (inverse of ``str(seq)``, see ``tokens_from_letters``)."""
+        return cls(name=name, tokens=tokens_from_letters(s), profile=profile, source="letters")

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import copy
+import numbers
 import warnings
 from typing import Union
 
-from .errors import ArchsimError, UnknownNameError
+from .errors import ArchsimError, UnknownNameError, UsageError, shorten
 from .tokens import PROFILES, LayerSeq, apply_profile, canonical
 from .models import ModelSpec, get_model, is_factory_reference, load_factory
 
@@ -134,13 +135,27 @@ def _input_size_of(model, spec: ModelSpec | None) -> tuple[int, ...]:
     return (3, 224, 224)
 
 
+def _checked_size(input_size) -> tuple[int, ...] | None:
+    """``input_size`` as ``(C, H, W)``-style positive ints (an int ``n`` means ``(3, n, n)``), or None."""
+    if input_size is None:
+        return None
+    dims = (3, input_size, input_size) if isinstance(input_size, numbers.Integral) else input_size
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        dims = ()
+    if not dims or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in dims):
+        raise UsageError(f"input size must be a positive whole number (or a tuple of them), "
+                         f"got {shorten(repr(input_size), 40)}")
+    return tuple(int(d) for d in dims)
+
+
 def extract(model: ModelLike, profile: str = "torch", input_size: tuple[int, ...] | int | None = None,
             name: str | None = None, cache: bool = False) -> LayerSeq:
     """Layer tokens of ``model`` (a name, ``file.py:factory``, ``pkg.mod:factory`` or ``nn.Module``)."""
     if profile not in PROFILES:
         raise UnknownNameError("profile", profile, PROFILES)
-    if isinstance(input_size, int):
-        input_size = (3, input_size, input_size)
+    input_size = _checked_size(input_size)
     if cache and isinstance(model, str) and not is_factory_reference(model):
         from .tokencache import cached_extract
         return cached_extract(model, profile, input_size)
@@ -164,7 +179,7 @@ def _extract_torch(model: ModelLike, input_size, name: str | None) -> LayerSeq:
         tokens, paths = _record_forward(module, size)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
-        notes = (f"{name or label}: forward pass on the meta device failed ({reason}); "
+        notes = (f"{shorten(name or label)}: forward pass on the meta device failed ({shorten(reason, 200)}); "
                  f"tokens are in definition order",)
         warnings.warn(notes[0], RuntimeWarning, stacklevel=3)
         tokens, paths = _definition_order(module)

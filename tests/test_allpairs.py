@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 import archsim
 from archsim.alignment import Scoring, _stats, align
-from archsim.kernel import (LANES, _plan, all_pairs, default_table, encode_many, padding_efficiency,
-                              pair_stats, triu_pairs)
+from archsim.errors import UsageError
+from archsim.kernel import (LANES, _plan, all_pairs, default_table, encode_many, lane_dtype, padding_efficiency,
+                            pair_stats, triu_pairs)
 
 
 def _ref(seqs, pairs, sub, gap):
@@ -144,10 +145,10 @@ def test_real_models_with_substitution(zoo):
 
 
 def test_encode_many_matches_encode():
-    """One sorted joint vocabulary; strings are sequences of one-letter tokens."""
-    ids, vocab = encode_many(["CBR", ("M", "C"), ""])
-    assert vocab == ["B", "C", "M", "R"]
-    assert [x.tolist() for x in ids] == [[1, 0, 3], [2, 1], []]
+    """One sorted joint vocabulary; a string is a letter string, a tuple holds token names."""
+    ids, vocab = encode_many(["CBR", ("MaxPool2d", "Conv2d"), "", ("M",)])
+    assert vocab == ["BatchNorm2d", "Conv2d", "M", "MaxPool2d", "ReLU"]  # a class named M is not MaxPool2d
+    assert [x.tolist() for x in ids] == [[1, 0, 4], [3, 1], [], [2]]
     assert encode_many([]) == ([], [])
 
 
@@ -177,3 +178,90 @@ def test_edge_cases_and_errors():
     with pytest.raises(ValueError):
         pair_stats([np.array([0])], [[0, 1]])
     assert LANES >= 16
+
+
+# ---------------------------------------------------------------- large scores (issue #9, item 3)
+
+BIG = 2**31 - 1
+
+
+def test_lane_type_follows_the_bound():
+    """int16 for the paper's scores, int32 above 32767, int64 above 2³¹−1, refused above 2⁶¹."""
+    assert lane_dtype(1200 * 2, 60) is np.int16
+    assert lane_dtype(40_000, 60) is np.int32 and lane_dtype(100, 40_000) is np.int32
+    assert lane_dtype(2**31, 60) is np.int64 and lane_dtype(2**61, 60) is np.int64
+    with pytest.raises(UsageError, match="overflow 64-bit"):
+        lane_dtype(2**61 + 1, 60)
+    s, mt, ln = all_pairs(encode_many(["CBR", "CR"])[0])
+    assert s.dtype == mt.dtype == ln.dtype == np.int32  # the common path keeps int32 results
+
+
+def test_issue_example_in_every_entry_point():
+    """The issue's pair (true score −20,999,999,999) through the kernel and the N×N matrices."""
+    from archsim.matrices import pair_matrices
+    from archsim.tokens import LayerSeq
+    a, b = "CRCBBMMRLRMRRLRBBBLBRC", "L"
+    sc = Scoring(gap=-10**9)
+    ids, vocab = encode_many([a, b])
+    s, mt, ln = pair_stats(ids, [[0, 1], [1, 0]], sc.table(vocab), sc.gap)
+    assert s.tolist() == [-20999999999] * 2 and mt.tolist() == [1, 1] and ln.tolist() == [22, 22]
+    assert s.dtype == np.int64
+    score, matches, length = pair_matrices([LayerSeq.from_letters(a), LayerSeq.from_letters(b)], sc)
+    assert (score[0, 1], matches[0, 1], length[0, 1]) == (-20999999999, 1, 22)
+
+
+@pytest.mark.parametrize("table", ["uniform", "mismatch=2gap", "random"])
+def test_int64_lanes_match_stats(table):
+    """Scores near ±(2³¹−1) run in int64 lanes and equal the int64 _stats reference."""
+    rng = np.random.default_rng(13)
+    k = 4
+    seqs = _random_seqs(rng, 24, k, 0, 40) + [np.zeros(0, np.int32)]
+    if table == "uniform":
+        sub, gap = default_table(k, BIG, -BIG), -(BIG - 7)
+    elif table == "mismatch=2gap":  # diagonal steps carried, not derived from the score
+        sub, gap = default_table(k, BIG, -(2**30) * 2 + 2), -(2**30) + 1
+    else:
+        sub = rng.integers(-BIG, BIG, (k, k))
+        sub, gap = np.triu(sub) + np.triu(sub, 1).T, -BIG
+    pairs = triu_pairs(len(seqs))
+    _check(seqs, np.concatenate([pairs, pairs[:, ::-1]]), sub, gap)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(alphabet, max_size=20), min_size=1, max_size=6), st.data())
+def test_hypothesis_large_scores_against_align(strings, data):
+    """Any valid Scoring, up to ±(2³¹−1): every pair equals align() (checked against the reference)."""
+    mismatch = data.draw(st.integers(-BIG, BIG - 1))
+    match = data.draw(st.integers(mismatch + 1, BIG))
+    gap = data.draw(st.integers(-BIG, -1))
+    ids, vocab = encode_many(strings)
+    sc = Scoring(match, mismatch, gap)
+    pairs = np.array([(i, j) for i in range(len(strings)) for j in range(len(strings))]).reshape(-1, 2)
+    s, mt, ln = pair_stats(ids, pairs, sc.table(vocab) if vocab else None, gap)
+    for p, (i, j) in enumerate(pairs):
+        al = align(strings[i], strings[j], scoring=sc)
+        assert (s[p], mt[p], ln[p]) == (al.score, al.matches, al.length), (strings[i], strings[j], sc)
+
+
+def _t(dtype, off, diag=1):
+    t = np.full((3, 3), off, dtype=dtype)
+    np.fill_diagonal(t, diag)
+    return t
+
+
+@pytest.mark.parametrize("sub, gap, needle", [
+    (_t(float, -2.5), -2, "integer scores"),  # was truncated to -2 silently
+    (_t(float, np.nan), -2, "integer scores"),
+    (_t(bool, False, True), -2, "integer scores"),
+    (_t(np.uint64, 2**63), -2, "integer scores"),
+    (None, True, "gap must be an integer"),
+    (None, float("nan"), "gap must be an integer"),
+    (None, -1.5, "gap must be an integer"),
+    (None, "-2", "gap must be an integer"),
+    (_t(np.int64, 2**62), -2, "overflow 64-bit"),
+    (np.zeros((3, 2), np.int64), -2, "square"),
+])
+def test_kernel_refuses_bad_scores(sub, gap, needle):
+    ids, _ = encode_many(["CBR", "CR"])
+    with pytest.raises(UsageError, match=needle):
+        pair_stats(ids, [[0, 1]], sub, gap)

@@ -57,3 +57,43 @@ def test_key_changes_with_library_versions(fresh_cache, monkeypatch):
 def test_atomic_write_leaves_no_temp_files(fresh_cache):
     cache.atomic_write(fresh_cache / "x.json", "{}")
     assert [p.name for p in fresh_cache.iterdir()] == ["x.json"]
+
+
+def test_definition_order_fallback_warns_again_when_served_from_cache(fresh_cache, monkeypatch):
+    # vgg11 at 16×16: the fifth max-pool gets a 1×1 map, so tracing falls back to definition order
+    with pytest.warns(RuntimeWarning, match="vgg11: forward pass .* definition order"):
+        seq = cache.cached_extract("vgg11", "torch", (3, 16, 16))
+    assert seq.order == "definition" and len(seq.warnings) == 1
+    import sys
+    monkeypatch.setattr(sys.modules["archsim.tracing"], "extract", lambda *a, **k: pytest.fail("cache miss"))
+    for _ in range(2):  # every reuse, not only the first
+        with pytest.warns(RuntimeWarning) as rec:
+            again = cache.cached_extract("vgg11", "torch", (3, 16, 16))
+        assert [str(w.message) for w in rec] == list(seq.warnings)
+        assert again == seq and again.warnings == seq.warnings and again.order == "definition"
+
+
+def test_definition_order_warning_in_compare_and_tokens_output(fresh_cache):
+    """CLI: each fallback is reported exactly once, whether extracted now or served from the cache."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    with pytest.warns(RuntimeWarning):
+        cache.cached_extract("vgg11", "torch", (3, 16, 16))  # vgg11 cached; vgg13 will be extracted
+    exe = str(Path(sys.executable).parent / "archsim")
+    env = {**os.environ, "ARCHSIM_CACHE": str(fresh_cache)}
+
+    def warned(r, name):
+        lines = [ln for ln in r.stderr.splitlines() if ln.startswith(f"warning: {name}: forward pass")]
+        return len(lines), lines
+
+    r = subprocess.run([exe, "compare", "vgg11", "vgg13", "--input-size", "16"], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert warned(r, "vgg11")[0] == 1 and warned(r, "vgg13")[0] == 1, r.stderr
+    assert "definition order" in r.stdout
+    r = subprocess.run([exe, "tokens", "vgg13", "--input-size", "16", "--json"], capture_output=True, text=True,
+                       env=env, timeout=300)  # now from the cache
+    assert r.returncode == 0 and warned(r, "vgg13")[0] == 1, r.stderr
+    assert json.loads(r.stdout)["order"] == "definition"

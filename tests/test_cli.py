@@ -78,3 +78,40 @@ def test_help_does_not_import_torch():
     code = "import sys, archsim.cli; sys.exit('torch' in sys.modules or 'numba' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
     assert run("--help").returncode == 0
+
+
+def test_misspelt_source_is_named_e2e():
+    r = run("compare", "timn:resnet50", "vgg11")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("archsim: error: unknown source 'timn'; did you mean timm?")
+
+
+@pytest.mark.parametrize("args", [["tokens", "vgg11", "--input-size", "0"],
+                                  ["tokens", "vgg11", "--input-size", "-5"],
+                                  ["compare", "vgg11", "vgg13", "--input-size", "0"]])
+def test_input_size_must_be_positive(args):
+    from click.testing import CliRunner
+
+    from archsim.cli import cli
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2 and "Invalid value for '--input-size'" in res.stderr, res.output
+    from archsim.errors import UsageError
+    from archsim.tracing import extract
+    for size in (0, -224, (3, 0, 224), (3, -1, 1), True, (), "224"):
+        with pytest.raises(UsageError, match="input size must be a positive"):
+            extract("vgg11", input_size=size)
+
+
+LONG = "y" * 300
+
+
+@pytest.mark.parametrize("args", [["compare", f"{LONG}:{LONG}", "vgg11"], ["matrix", LONG, LONG, "-o", "{tmp}"],
+                                  ["compare", f"timn{LONG}:resnet50", "vgg11"], ["nearest", "vgg11", "--zoo", LONG]])
+def test_long_names_are_shortened_in_messages(args, tmp_path):
+    from click.testing import CliRunner
+
+    from archsim.cli import cli
+    res = CliRunner().invoke(cli, [a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert res.exit_code == 2, res.output
+    (line,) = res.stderr.strip().splitlines()[-1:]
+    assert line.startswith("archsim: error: ") and "…" in line and len(line) < 250, line

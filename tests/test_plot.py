@@ -73,3 +73,28 @@ def test_save_figure_is_atomic_and_writes_each_format(tmp_path):
     plt.close(fig)
     assert [p.name for p in paths] == ["x.png", "x.pdf"]
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["x.pdf", "x.png"]
+
+
+def test_save_figure_renders_every_format_before_writing_any(tmp_path):
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    (tmp_path / "x.png").write_bytes(b"old")
+    with pytest.raises(ValueError):  # the second format cannot be drawn
+        save_figure(fig, tmp_path / "x", formats=("png", "no-such-format"))
+    plt.close(fig)
+    assert (tmp_path / "x.png").read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.png"]  # no temp file left either
+
+
+def test_figure6_checks_every_output_before_loading_models(tmp_path, monkeypatch):
+    import archsim.matrices as matrices
+    from archsim._io import OutputError
+    monkeypatch.setattr(matrices, "load_sequences", lambda *a, **k: pytest.fail("work started"))
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub", "/proc/archsim-figures"):
+        with pytest.raises(OutputError):
+            figure6(out, progress=False)
+    (tmp_path / "figs" / "fig6c_dp_vgg19_vgg11.png").mkdir(parents=True)
+    with pytest.raises(OutputError, match="fig6c_dp_vgg19_vgg11.png is a folder"):
+        figure6(tmp_path / "figs", progress=False)

@@ -1,7 +1,8 @@
 """``archsim zoo build``: extract every zoo model with a process pool, resumably, into the zoo cache.
 
 The build appends each finished model to a checkpoint file, so a killed build resumes where it
-stopped; the cache itself is written atomically at the end.
+stopped (damaged checkpoint lines are skipped with a warning and redone); the cache itself is
+written atomically at the end.  Builds of the same cache may run at once: see ``Checkpoint``.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Iterable
 
-from .._io import atomic_write, library_versions
-from ..errors import UnknownNameError
+from .._io import OutputError, atomic_write, check_output_file, library_versions
+from ..errors import ArchsimError, UnknownNameError, UsageError, shorten
 from ..tokens import apply_profile
-from .store import FORMAT, PACKAGED, ZOOS, load_zoo, user_zoo_path
+from .store import FORMAT, ORDERS, PACKAGED, ZOOS, load_zoo, user_zoo_path
 
 
 def zoo_names(zoo: str = "all") -> list[str]:
@@ -50,65 +51,199 @@ def extract_record(name: str) -> dict:
             "input_size": list(seq.input_size), "reason": seq.warnings[0] if seq.warnings else ""}
 
 
-def _read_checkpoint(path: Path) -> dict[str, dict]:
-    done: dict[str, dict] = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
+_RECORD_FIELDS = {"tokens": list, "paths": list, "keras": list, "order": str, "source": str,
+                  "input_size": list, "reason": str}
+
+
+def _record_problem(rec) -> str | None:
+    """Why a checkpoint record cannot be used (None when it can): the shape ``extract_record`` writes."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("name"), str) or not isinstance(rec.get("ok"), bool):
+        return "not a record with a name and an ok flag"
+    if not rec["ok"]:
+        return None if isinstance(rec.get("reason"), str) else "a failure without a reason"
+    for key, kind in _RECORD_FIELDS.items():
+        if not isinstance(rec.get(key), kind):
+            return f"field {key!r} missing or not a {kind.__name__}"
+    toks, paths, keras = rec["tokens"], rec["paths"], rec["keras"]
+    if not all(isinstance(t, str) for t in toks) or not all(isinstance(p, str) for p in paths):
+        return "tokens and paths must be text"
+    if len(paths) != len(toks):
+        return "not one path per token"
+    if not all(type(i) is int and 0 <= i < len(toks) for i in keras) or any(a >= b for a, b in zip(keras, keras[1:])):
+        return "keras indices are not increasing positions in the tokens"
+    if rec["order"] not in ORDERS:
+        return f"unknown order {shorten(repr(rec['order']), 30)}"
+    size = rec["input_size"]
+    if len(size) != 3 or not all(type(i) is int and i > 0 for i in size):
+        return "input size is not three positive integers"
+    return None
+
+
+def _flock(fd: int, op: int) -> bool:
+    """``fcntl.flock``; False where locks are unsupported (Windows, some network file systems)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return False
+    try:
+        fcntl.flock(fd, op)
+        return True
+    except BlockingIOError:
+        raise
+    except OSError:  # pragma: no cover - e.g. ENOLCK on NFS
+        return False
+
+
+class Checkpoint:
+    """The append-only log of finished models, shared by every build writing the same cache.
+
+    Each record is one line written with a single ``O_APPEND`` write, so builds running at the
+    same time never overwrite or split each other's lines.  Every build holds a shared lock on
+    the log while it runs; a finishing build removes the log only when no other build holds
+    it, so a concurrent build keeps its checkpoints (and can still resume after a kill).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.fd: int | None = None
+        self.locked = False
+
+    def __enter__(self) -> "Checkpoint":
+        import fcntl
+        while True:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            except OSError as exc:
+                raise OutputError(f"cannot write the checkpoint {self.path}: {exc.strerror or exc}") from None
+            self.locked = _flock(fd, fcntl.LOCK_SH)
+            try:  # a build that finished between our open and our lock may have removed the file
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same or not self.locked:
+                break
+            os.close(fd)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # also releases the lock
+            self.fd = None
+
+    def read(self) -> dict[str, dict]:
+        """The usable records by name; damaged lines are skipped with one warning naming the file."""
+        done: dict[str, dict] = {}
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return done
+        lines = data.split(b"\n")
+        tail = lines.pop()  # b"" when the file ends with a newline; else a line still being written or cut
+        bad = []
+        for no, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
             try:
                 rec = json.loads(line)
+                problem = _record_problem(rec)
+            except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError too
+                problem = f"not JSON: {type(exc).__name__}"
+            if problem:
+                bad.append(f"line {no}: {problem}")
+            else:
                 done[rec["name"]] = rec
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut by a kill: that model is simply redone
-    return done
+        if tail.strip():
+            bad.append(f"line {len(lines) + 1}: incomplete (a killed build, or one still writing it)")
+        if bad:
+            more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+            warnings.warn(f"zoo build checkpoint {self.path}: skipped {len(bad)} damaged line(s) "
+                          f"({'; '.join(bad[:3])}{more}); those models are extracted again",
+                          RuntimeWarning, stacklevel=2)
+        return done
+
+    def append(self, rec: dict) -> None:
+        """Add one record as one whole line (a single ``O_APPEND`` write)."""
+        data = (json.dumps(rec) + "\n").encode()
+        while data:  # regular files take it all at once; loop only for the exotic short write
+            data = data[os.write(self.fd, data):]
+
+    def finish(self) -> bool:
+        """Remove the log unless another build is still using it; True when removed."""
+        import fcntl
+        if self.locked:
+            try:
+                _flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # another build holds it: its checkpoints stay
+        self.path.unlink(missing_ok=True)
+        return True
 
 
 def build_zoo(out: Path | None = None, workers: int = 1, zoo: str = "all", names: Iterable[str] | None = None,
-          progress: bool = True) -> tuple[Path, list[dict]]:
-    """Extract every zoo model (resumable) and write the versioned cache; return it and the failures."""
+              progress: bool = True) -> tuple[Path, list[dict]]:
+    """Extract every zoo model (resumable) and write the versioned cache.
+
+    Args:
+        out: the cache file (default: the package data if writable, else ``user_zoo_path()``).
+        workers: extraction processes (1: in this process).
+        zoo: ``torchvision``, ``timm`` or ``all``; ignored when ``names`` is given.
+        names: qualified names to extract instead of a whole zoo.
+        progress: show a progress bar.
+
+    Returns:
+        The written path and the models not extracted in execution order (``{name, reason}``).
+    """
     from tqdm import tqdm
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UsageError(f"workers must be a whole number ≥ 1, got {shorten(repr(workers), 30)}")
     out = Path(out) if out else (PACKAGED if os.access(PACKAGED.parent, os.W_OK) else user_zoo_path())
-    todo = list(names) if names is not None else zoo_names(zoo)
+    check_output_file(out)  # a bad -o fails now, not after the 14-minute extraction
+    todo = list(dict.fromkeys(names)) if names is not None else zoo_names(zoo)
+    if not todo:
+        raise UsageError("no models to build: give at least one name")
     versions = library_versions()
     ckpt = out.with_name(out.name + f".{'-'.join(versions.values())}.partial.jsonl")
-    done = _read_checkpoint(ckpt)
-    pending = [n for n in todo if n not in done]
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
-    with open(ckpt, "a", encoding="utf-8") as log, tqdm(total=len(todo), initial=len(todo) - len(pending),
-                                                        desc="zoo build", unit="model", disable=not progress) as bar:
-        def keep(rec: dict) -> None:
-            done[rec["name"]] = rec
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-            bar.update()
-            bar.set_postfix_str(rec["name"][-30:])
-        if workers <= 1:
-            for n in pending:
-                keep(extract_record(n))
-        else:
-            import multiprocessing as mp
-            # A fresh interpreter per few dozen models keeps memory from creeping up.
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), max_tasks_per_child=40) as pool:
-                futs = {pool.submit(extract_record, n): n for n in pending}
-                for f in as_completed(futs):
-                    try:
-                        keep(f.result())
-                    except Exception as exc:  # a worker that died (e.g. out of memory)
-                        keep({"name": futs[f], "ok": False, "reason": f"worker died: {type(exc).__name__}: {exc}"})
-    records = [done[n] for n in todo]
-    vocab = sorted({t for r in records if r["ok"] for t in r["tokens"]})
-    idx = {t: i for i, t in enumerate(vocab)}
-    models = {}
-    for r in records:
-        if r["ok"]:
-            models[r["name"]] = {"t": [idx[t] for t in r["tokens"]], "p": r["paths"], "k": r["keras"],
-                                 "o": r["order"], "s": r["source"], "i": r["input_size"], "r": r["reason"]}
-    failed = [{"name": r["name"], "reason": r["reason"]} for r in records if not r["ok"]]
-    doc = {"format": FORMAT, "versions": versions, "vocab": vocab, "models": models, "failed": failed}
-    data = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=9, mtime=0)
-    atomic_write(out, data)
-    ckpt.unlink(missing_ok=True)
+    with Checkpoint(ckpt) as log:
+        done = log.read()
+        pending = [n for n in todo if n not in done]
+        with tqdm(total=len(todo), initial=len(todo) - len(pending), desc="zoo build", unit="model",
+                  disable=not progress) as bar:
+            def keep(rec: dict) -> None:
+                done[rec["name"]] = rec
+                log.append(rec)
+                bar.update()
+                bar.set_postfix_str(rec["name"][-30:])
+            if workers == 1:
+                for n in pending:
+                    keep(extract_record(n))
+            else:
+                import multiprocessing as mp
+                # A fresh interpreter per few dozen models keeps memory from creeping up.
+                with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), max_tasks_per_child=40) as pool:
+                    futs = {pool.submit(extract_record, n): n for n in pending}
+                    for f in as_completed(futs):
+                        try:
+                            keep(f.result())
+                        except Exception as exc:  # a worker that died (e.g. out of memory)
+                            keep({"name": futs[f], "ok": False,
+                                  "reason": f"worker died: {type(exc).__name__}: {exc}"})
+        records = [done[n] for n in todo]
+        if not any(r["ok"] for r in records):
+            reasons = "; ".join(f"{shorten(r['name'], 40)}: {shorten(r['reason'], 80)}" for r in records[:3])
+            raise ArchsimError(f"no model could be extracted ({reasons}); {out} was not written")
+        vocab = sorted({t for r in records if r["ok"] for t in r["tokens"]})
+        idx = {t: i for i, t in enumerate(vocab)}
+        models = {}
+        for r in records:
+            if r["ok"]:
+                models[r["name"]] = {"t": [idx[t] for t in r["tokens"]], "p": r["paths"], "k": r["keras"],
+                                     "o": r["order"], "s": r["source"], "i": r["input_size"], "r": r["reason"]}
+        failed = [{"name": r["name"], "reason": r["reason"]} for r in records if not r["ok"]]
+        doc = {"format": FORMAT, "versions": versions, "vocab": vocab, "models": models, "failed": failed}
+        data = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=9, mtime=0)
+        atomic_write(out, data)
+        log.finish()
     load_zoo.cache_clear()
     not_exec = [{"name": n, "reason": m["r"]} for n, m in models.items() if m["o"] != "execution"]
     return out, failed + not_exec
-
-

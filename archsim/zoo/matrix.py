@@ -67,48 +67,65 @@ def similarity_array(seqs: Sequence[LayerSeq], scoring: Scoring = PAPER, executo
 
 def write_zoo_matrix(zoo: str, outdir, profile: str = "torch", executor: str = "local",
                      scheduler: str | None = None) -> list:
-    """Compute the zoo's similarity matrix; write ``.npy`` (float32), names and a clustered overview PNG."""
+    """Compute the zoo's similarity matrix; write ``.npy`` (float32), names and a clustered overview PNG.
+
+    Args:
+        zoo: ``torchvision``, ``timm`` or ``all``.
+        outdir: the output folder (checked before the matrix is computed).
+        profile: ``torch`` or ``keras``.
+        executor: ``local`` or ``dask``.
+        scheduler: a dask scheduler address (None: an in-process cluster).
+
+    Returns:
+        The written paths: ``.npy``, ``_names.txt``, ``.png``.  Nothing is replaced unless all
+        three were produced.
+    """
+    import io
     import time
     from pathlib import Path
 
-    from .store import load_zoo
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    from ..plot import check_targets, write_outputs
+    from ..tokens import PROFILES
+    from .store import ZOOS, load_zoo
+    if zoo not in ZOOS:
+        raise UnknownNameError("zoo", zoo, ZOOS)
+    if profile not in PROFILES:
+        raise UnknownNameError("profile", profile, PROFILES)
+    stem = Path(outdir) / f"zoo_{zoo}_{profile}_similarity"
+    npy, txt, png = stem.with_suffix(".npy"), stem.with_name(stem.name + "_names.txt"), stem.with_suffix(".png")
+    check_targets([npy, txt, png])  # a bad -o fails now, not after the matrix
     z = load_zoo()
     names = z.names(zoo)
     t0 = time.perf_counter()
     sim = similarity_array([z.seq(n, profile) for n in names], executor=executor, scheduler=scheduler)
     seconds = time.perf_counter() - t0
-    stem = outdir / f"zoo_{zoo}_{profile}_similarity"
-    npy, txt, png = stem.with_suffix(".npy"), stem.with_name(stem.name + "_names.txt"), stem.with_suffix(".png")
-    from .._io import atomic_write
-    atomic_write(npy, lambda tmp: _save_npy(tmp, sim))
-    atomic_write(txt, "\n".join(names) + "\n")
-    _overview(sim, names, png, f"{len(names)} {zoo} models, {profile} profile, clustered ({seconds:.1f} s to compute)")
-    return [npy, txt, png]
+    buf = io.BytesIO()
+    np.save(buf, sim, allow_pickle=False)
+    image = _overview(sim, names, f"{len(names)} {zoo} models, {profile} profile, clustered "
+                                   f"({seconds:.1f} s to compute)")
+    return write_outputs({npy: buf.getvalue(), txt: "\n".join(names) + "\n", png: image})
 
 
-def _save_npy(path, arr: np.ndarray) -> None:
-    with open(path, "wb") as f:  # a file object: np.save would append ".npy" to a temp path
-        np.save(f, arr, allow_pickle=False)
-
-
-def _overview(sim: np.ndarray, names: list[str], path, title: str) -> None:
-    """A clustered heatmap of the whole zoo (too many rows for labels: families show as blocks)."""
+def _overview(sim: np.ndarray, names: list[str], title: str) -> bytes:
+    """A clustered heatmap of the whole zoo as PNG bytes (too many rows for labels: families show as blocks)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from scipy.cluster.hierarchy import leaves_list, linkage
     from scipy.spatial.distance import squareform
+
+    from ..plot import figure_bytes
     dist = 1.0 - sim.astype(np.float64)
     np.fill_diagonal(dist, 0.0)
     order = leaves_list(linkage(squareform(dist, checks=False), method="average"))
     fig, ax = plt.subplots(figsize=(10, 9))
-    im = ax.imshow(sim[np.ix_(order, order)], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_title(title)
-    ax.set_xlabel("models (clustered order)")
-    ax.set_ylabel("models (clustered order)")
-    fig.colorbar(im, ax=ax, label="similarity index (matches / alignment length)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    try:
+        im = ax.imshow(sim[np.ix_(order, order)], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title)
+        ax.set_xlabel("models (clustered order)")
+        ax.set_ylabel("models (clustered order)")
+        fig.colorbar(im, ax=ax, label="similarity index (matches / alignment length)")
+        fig.tight_layout()
+        return figure_bytes(fig, "png", dpi=150, tight=False)
+    finally:
+        plt.close(fig)

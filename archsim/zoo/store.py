@@ -1,25 +1,28 @@
 """The zoo cache on disk: token sequences of every torchvision classification and timm model.
 
 The cache is one gzip'd JSON document versioned by the torch/torchvision/timm versions that
-produced it (``archsim zoo build`` writes it, see ``archsim.zoo.build``).
+produced it (``archsim zoo build`` writes it, see ``archsim.zoo.build``).  Its structure is
+validated after decompression (``validate``): a damaged file is reported in one line naming it,
+never as an empty table or a traceback later.
 """
 from __future__ import annotations
 
 import gzip
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from .._io import cache_root, library_versions
-from ..errors import ArchsimError, UnknownNameError
-from ..tokens import LayerSeq
+from ..errors import ArchsimError, DataError, UnknownNameError, shorten
+from ..tokens import PROFILES, LayerSeq
 
 FORMAT = 1
 PACKAGED = Path(__file__).parent / "data" / "zoo.json.gz"
 ZOOS = ("torchvision", "timm", "all")
+ORDERS = ("execution", "definition")
+_PREFIXES = {"torchvision": ("tv:",), "timm": ("timm:",), "all": ("tv:", "timm:")}
 
 
 def user_zoo_path() -> Path:
@@ -39,11 +42,14 @@ class Zoo:
 
     def names(self, zoo: str = "all") -> list[str]:
         """Cached model names in one zoo (``tv:...``, ``timm:...``)."""
-        pre = {"torchvision": ("tv:",), "timm": ("timm:",), "all": ("tv:", "timm:")}[zoo]
-        return [n for n in self.models if n.startswith(pre)]
+        if zoo not in _PREFIXES:
+            raise UnknownNameError("zoo", zoo, ZOOS)
+        return [n for n in self.models if n.startswith(_PREFIXES[zoo])]
 
     def seq(self, name: str, profile: str = "torch") -> LayerSeq:
         """One cached model as a LayerSeq."""
+        if name not in self.models:
+            raise UnknownNameError("zoo model", name, list(self.models), hint="see `archsim list --zoo all`")
         m = self.models[name]
         toks = tuple(self.vocab[i] for i in m["t"])
         paths = tuple(m["p"])
@@ -51,7 +57,7 @@ class Zoo:
             toks = tuple(toks[i] for i in m["k"])
             paths = tuple(paths[i] for i in m["k"])
         elif profile != "torch":
-            raise ValueError(f"unknown profile {profile!r}")
+            raise UnknownNameError("profile", profile, PROFILES)
         return LayerSeq(name=name, tokens=toks, paths=paths, profile=profile, order=m["o"], source=m["s"],
                         input_size=tuple(m["i"]), warnings=(m["r"],) if m["r"] else ())
 
@@ -65,22 +71,100 @@ class Zoo:
                 "; model definitions may differ: run `archsim zoo build` to regenerate it")
 
 
+class _Damaged(ValueError):
+    """What is wrong inside a zoo cache document (becomes part of a one-line message)."""
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise _Damaged(what)
+
+
+def _ints_below(values, bound: int) -> bool:
+    """``values`` is a list of ints (not bools) in ``range(bound)``; C-speed for the 570,000 ids."""
+    if not isinstance(values, list):
+        return False
+    return not values or (set(map(type, values)) == {int} and min(values) >= 0 and max(values) < bound)
+
+
+def _strings(values) -> bool:
+    return isinstance(values, list) and (not values or set(map(type, values)) == {str})
+
+
+def validate(doc) -> None:
+    """Raise ``ValueError`` naming the first structural problem of a decompressed zoo document.
+
+    Checks what ``Zoo.seq``/``Zoo.names`` rely on: ``vocab`` a list of distinct strings, ``models``
+    a non-empty dict whose token ids index ``vocab``, paths as many as tokens, keras indices
+    increasing into the tokens, known orders, a 3-int input size; ``failed`` a list of
+    ``{name, reason}``.
+    """
+    _check(isinstance(doc, dict), f"the document is a {type(doc).__name__}, not an object")
+    _check(doc.get("format") == FORMAT, f"format {shorten(repr(doc.get('format')), 20)} (expected {FORMAT})")
+    versions = doc.get("versions")
+    _check(isinstance(versions, dict) and all(isinstance(v, str) for v in versions.values()),
+           "'versions' is not an object of version strings")
+    vocab = doc.get("vocab")
+    _check(_strings(vocab) and len(set(vocab)) == len(vocab), "'vocab' is not a list of distinct strings")
+    models = doc.get("models")
+    _check(models not in ({}, [], None), "'models' is empty")
+    _check(isinstance(models, dict), "'models' is not an object of name: record")
+    keys = {"t", "p", "k", "o", "s", "i", "r"}
+    for name, m in models.items():
+        where = f"model {shorten(name, 50)!r}"
+        _check(isinstance(m, dict) and keys <= set(m), f"{where} lacks one of the fields {', '.join(sorted(keys))}")
+        t, k = m["t"], m["k"]
+        _check(_ints_below(t, len(vocab)), f"{where}: token ids are not integers in 0..{len(vocab) - 1}")
+        _check(_strings(m["p"]) and len(m["p"]) == len(t), f"{where}: not one module path per token")
+        _check(_ints_below(k, len(t)) and all(a < b for a, b in zip(k, k[1:])),
+               f"{where}: keras indices are not increasing positions in its {len(t)} tokens")
+        _check(m["o"] in ORDERS, f"{where}: order {shorten(repr(m['o']), 30)} is not one of {', '.join(ORDERS)}")
+        _check(isinstance(m["s"], str) and isinstance(m["r"], str), f"{where}: source and reason must be text")
+        _check(isinstance(m["i"], list) and len(m["i"]) == 3 and _ints_below(m["i"], 1 << 20)
+               and min(m["i"]) > 0, f"{where}: input size is not three positive integers")
+    failed = doc.get("failed")
+    _check(isinstance(failed, list) and all(isinstance(f, dict) and isinstance(f.get("name"), str)
+                                            and isinstance(f.get("reason"), str) for f in failed),
+           "'failed' is not a list of {name, reason}")
+
+
+def _read(path: Path) -> Zoo:
+    """Load and validate one cache file; ``DataError`` (one line naming it) when it is damaged."""
+    try:
+        doc = json.loads(gzip.decompress(path.read_bytes()))
+        validate(doc)
+    except (OSError, EOFError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # gzip.BadGzipFile is an OSError and json.JSONDecodeError a ValueError
+        reason = shorten(" ".join(str(exc).split()) or type(exc).__name__, 160)
+        raise DataError(f"zoo cache {path} is damaged ({reason}); "
+                        f"run `archsim zoo build` to rebuild it") from None
+    return Zoo(path, doc["versions"], tuple(doc["vocab"]), doc["models"], tuple(doc["failed"]))
+
+
 @lru_cache(maxsize=None)
 def load_zoo(path: str | None = None) -> Zoo:
-    """Load the zoo cache (a user-built one if present, else the shipped one), warning on version mismatch."""
-    candidates = [Path(path)] if path else [user_zoo_path(), PACKAGED]
-    for p in candidates:
-        if p.exists():
-            try:
-                doc = json.loads(gzip.decompress(p.read_bytes()))
-                if doc.get("format") != FORMAT:
-                    raise ValueError(f"format {doc.get('format')} (expected {FORMAT})")
-                zoo = Zoo(p, doc["versions"], tuple(doc["vocab"]), doc["models"], tuple(doc["failed"]))
-            except Exception as exc:
-                raise ArchsimError(f"zoo cache {p} is unreadable ({exc}); run `archsim zoo build` to rebuild it") from exc
-            msg = zoo.version_mismatch()
-            if msg:
-                warnings.warn(msg, RuntimeWarning, stacklevel=2)
-            return zoo
-    raise ArchsimError("no zoo cache found; run `archsim zoo build` to create it")
+    """Load the zoo cache: ``path``, else a user-built one if present, else the shipped one.
 
+    Warns when the installed libraries differ from those that built it.  A damaged user-built
+    cache is skipped with a warning naming it (the shipped one is used); a damaged shipped or
+    explicitly given cache raises ``DataError`` naming the file.
+    """
+    user = user_zoo_path()
+    candidates = [Path(path)] if path else [user, PACKAGED]
+    for p in candidates:
+        if not p.exists():
+            if path:
+                raise DataError(f"zoo cache {p} does not exist; run `archsim zoo build -o {p}` to create it")
+            continue
+        try:
+            zoo = _read(p)
+        except DataError as exc:
+            if path or p != user or not PACKAGED.exists():
+                raise
+            warnings.warn(f"{exc}; using the shipped zoo cache meanwhile", RuntimeWarning, stacklevel=2)
+            continue
+        msg = zoo.version_mismatch()
+        if msg:
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        return zoo
+    raise ArchsimError("no zoo cache found; run `archsim zoo build` to create it")
