@@ -4,24 +4,29 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neurn.errors import InvalidArgument
-from neurn.functional import MAX_OVER, PADDINGS, neurn
+from neurn.functional import check_eps, check_kernel_size, check_options, neurn
 
 
 class NeuRN(nn.Module):
-    """Neural Response Normalization: local k×k contrast divided by its per-image maximum."""
+    """Neural Response Normalization: local k×k contrast divided by its per-image maximum.
+
+    Args:
+        kernel_size: window side k ≥ 1 (an int, or a numpy / 0-d torch integer; not a bool).
+        eps: floor of the divisor, a finite number > 0.
+        padding: ``"zeros"`` or ``"reflect"``. A constant image gives all zeros only with
+            ``"reflect"`` (or when the constant is 0): with zero padding the border of a constant,
+            non-zero image is a contrast edge.
+        max_over: divide by the maximum over each ``"image"`` (all channels) or each ``"channel"``.
+
+    See :func:`neurn.functional.neurn` for the computation.
+    """
 
     def __init__(self, kernel_size: int = 3, eps: float = 1e-6, padding: str = "zeros", max_over: str = "image"):
         super().__init__()
         # Validate eagerly so a bad config fails at model build time, not at the first batch.
-        if not isinstance(kernel_size, int) or kernel_size < 1:
-            raise InvalidArgument(f"kernel_size must be a positive int; got {kernel_size!r}")
-        if padding not in PADDINGS:
-            raise InvalidArgument(f"padding must be one of {PADDINGS}; got {padding!r}")
-        if max_over not in MAX_OVER:
-            raise InvalidArgument(f"max_over must be one of {MAX_OVER}; got {max_over!r}")
-        self.kernel_size = kernel_size
-        self.eps = eps
+        self.kernel_size = check_kernel_size(kernel_size)
+        self.eps = check_eps(eps)
+        check_options(padding, max_over)
         self.padding = padding
         self.max_over = max_over
 

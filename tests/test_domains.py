@@ -312,3 +312,23 @@ def test_wrong_structure_is_corrupt(tmp_path):
         pickle.dump(parts, f, protocol=4)  # arrays only: passes the restricted unpickler
     with pytest.raises(CorruptData, match="60k/10k"):
         builtin.read_mnist_pickle(path, sha256=None)
+
+
+# --- issue #9, item 9: a read-only cache is a warning, not a failure ------------------------------
+
+def test_unwritable_cache_warns_once_and_continues(tmp_path, monkeypatch):
+    # save_arrays used to raise (OutputError) and stop the load; archsim's token cache already warns
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    root = blocker / "cache"  # a path under a file: unwritable even for root (chmod is not enough)
+    monkeypatch.setenv("NEURN_CACHE", str(root))
+    with pytest.warns(RuntimeWarning) as rec:
+        images, labels = load_domain("syn", "test", limit=5)
+        again, _ = load_domain("syn", "test", limit=5)  # the same unwritable cache: no second warning
+    messages = [str(w.message) for w in rec if "neurn cache" in str(w.message)]
+    assert len(messages) == 1 and "\n" not in messages[0]
+    assert str(root) in messages[0] and "continuing without caching" in messages[0]
+    assert images.shape == (5, 3, 32, 32) and labels.shape == (5,) and torch.equal(images, again)
+    monkeypatch.setenv("NEURN_CACHE", str(tmp_path / "writable"))
+    cached, _ = load_domain("syn", "test", limit=5)  # same data as the cached build
+    assert torch.equal(images, cached)

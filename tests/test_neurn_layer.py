@@ -1,6 +1,7 @@
 """NeuRN layer: box-filter kernel vs the direct unfold reference, gradients, invariances, edge cases."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -176,3 +177,133 @@ def test_bad_input_raises_value_error():
         neurn.neurn(torch.rand(3, 8, 8))
     with pytest.raises(ValueError, match="floating"):
         neurn.neurn(torch.zeros(1, 1, 8, 8, dtype=torch.uint8))
+
+
+# --- issue #9, item 7: argument checks, huge values, double backward, empty inputs --------------
+
+@pytest.mark.parametrize("eps", [-1, 0, 0.0, -1e-6, float("nan"), float("inf"), True, "1e-6", None])
+def test_eps_must_be_finite_and_positive(eps):
+    # eps=-1 used to give all-NaN output
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+        neurn.neurn(_rand(1, 1, 8, 8), 3, eps=eps)
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+        NeuRN(eps=eps)
+    with pytest.raises(ValueError, match="eps"):
+        neurn_reference(_rand(1, 1, 8, 8), 3, eps=eps)
+
+
+def test_eps_accepts_numpy_and_tensor_scalars():
+    x = _rand(1, 2, 8, 8)
+    for eps in (np.float32(1e-3), np.float64(1e-3), torch.tensor(1e-3)):
+        torch.testing.assert_close(neurn.neurn(x, 3, eps=eps), neurn.neurn(x, 3))
+        assert isinstance(NeuRN(eps=eps).eps, float)
+    assert NeuRN(eps=1).eps == 1.0
+
+
+@pytest.mark.parametrize("k", [np.int64(3), np.int32(3), np.uint8(3), torch.tensor(3),
+                               torch.tensor(3, dtype=torch.int16)])
+def test_kernel_size_accepts_numpy_and_torch_integers(k):
+    x = _rand(2, 3, 9, 8)
+    expected = neurn.neurn(x, 3)
+    torch.testing.assert_close(neurn.neurn(x, k), expected)
+    torch.testing.assert_close(neurn_reference(x, k), neurn_reference(x, 3))
+    layer = NeuRN(kernel_size=k)
+    assert type(layer.kernel_size) is int and layer.kernel_size == 3
+    torch.testing.assert_close(layer(x), expected)
+
+
+@pytest.mark.parametrize("k", [True, False, np.bool_(True), torch.tensor(True), 3.0, np.float64(3.0), torch.tensor(3.0),
+                               torch.tensor([3, 3]), "3", None, np.int64(0), torch.tensor(-1)])
+def test_kernel_size_rejects_bool_float_and_non_positive(k):
+    with pytest.raises(ValueError, match="kernel_size must be a positive int"):
+        neurn.neurn(_rand(1, 1, 8, 8), k)
+    with pytest.raises(ValueError, match="kernel_size must be a positive int"):
+        NeuRN(kernel_size=k)
+
+
+@pytest.mark.parametrize("magnitude", [1e200, 1e300, 1e-200])
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])
+def test_float64_extreme_magnitudes_stay_finite(magnitude, padding):
+    # E[x²] of values near 1e200 overflowed to inf (inf − inf = NaN) before the per-channel scaling
+    x = _rand(2, 3, 9, 11, seed=7)
+    eps = 1e-300 if magnitude < 1 else 1e-6  # a tiny image is below the default eps by design
+    out = neurn.neurn(x * magnitude, 5, eps=eps, padding=padding)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, neurn.neurn(x, 5, padding=padding), atol=1e-9, rtol=0)
+    assert torch.isfinite(local_std(x * magnitude, 3, padding)).all()
+
+
+def test_float64_huge_offset_and_float32_near_max_stay_finite():
+    x = _rand(1, 3, 8, 8, seed=2)
+    assert torch.isfinite(neurn.neurn(x * 1e308 - 5e307, 3)).all()
+    big32 = (x * 3e38).float()
+    out = neurn.neurn(big32, 3)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.double(), neurn_reference(x, 3), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("magnitude", [1e200, 1e-200])
+def test_huge_and_tiny_inputs_have_exact_gradients(magnitude):
+    # NeuRN is scale invariant, so d out / d(m·x) = (d out / dx) / m
+    x = _rand(1, 2, 7, 7, seed=5)
+    w = _rand(1, 2, 7, 7, seed=6)
+    xm = (x * magnitude).requires_grad_(True)
+    (g_m,) = torch.autograd.grad((neurn.neurn(xm, 3, eps=1e-300) * w).sum(), xm)
+    (g,) = torch.autograd.grad((neurn.neurn(x.requires_grad_(True), 3) * w).sum(), x)
+    assert torch.isfinite(g_m).all()
+    torch.testing.assert_close(g_m * magnitude, g, atol=1e-9, rtol=1e-7)
+
+
+@pytest.mark.parametrize("k,padding,max_over", [(3, "zeros", "image"), (2, "reflect", "channel"),
+                                                (5, "zeros", "channel")])
+def test_double_backward_is_exact(k, padding, max_over):
+    # The hand-written backward used to ignore that the saved mean/std depend on x: wrong 2nd derivatives.
+    x = _rand(1, 2, 6, 7, seed=k).requires_grad_(True)
+    fn = lambda t: neurn.neurn(t, k, padding=padding, max_over=max_over)  # noqa: E731
+    assert torch.autograd.gradgradcheck(fn, (x,), fast_mode=True)
+    w = _rand(1, 2, 6, 7, seed=11)
+    v = _rand(1, 2, 6, 7, seed=12)
+    hv = []
+    for f in (fn, lambda t: neurn_reference(t, k, padding=padding, max_over=max_over)):
+        (g,) = torch.autograd.grad((f(x) * w).sum(), x, create_graph=True)
+        hv.append(torch.autograd.grad((g * v).sum(), x)[0])
+    torch.testing.assert_close(hv[0], hv[1], atol=1e-7, rtol=1e-6)
+
+
+def test_double_backward_of_constant_image_is_finite():
+    x = torch.full((1, 1, 6, 6), 0.4, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(neurn.neurn(x, 3, padding="reflect").sum(), x, create_graph=True)
+    (gg,) = torch.autograd.grad(g.sum(), x)
+    assert torch.isfinite(g).all() and torch.isfinite(gg).all()
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 8, 8), (2, 0, 8, 8), (2, 3, 0, 8), (2, 3, 8, 0), (0, 0, 0, 0)])
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])
+@pytest.mark.parametrize("max_over", ["image", "channel"])
+def test_empty_inputs_give_empty_outputs(shape, padding, max_over):
+    # amax over an empty dimension used to crash
+    x = torch.rand(shape, requires_grad=True)
+    for fn in (lambda t: neurn.neurn(t, 3, padding=padding, max_over=max_over),
+               lambda t: neurn_reference(t, 3, padding=padding, max_over=max_over),
+               lambda t: local_std(t, 3, padding),
+               NeuRN(3, padding=padding, max_over=max_over)):
+        out = fn(x)
+        assert out.shape == x.shape and out.dtype == x.dtype
+        out.sum().backward()
+        assert x.grad.shape == x.shape
+        x.grad = None
+
+
+def test_empty_input_still_validates_arguments():
+    with pytest.raises(ValueError, match="eps"):
+        neurn.neurn(torch.rand(0, 3, 8, 8), 3, eps=-1)
+    with pytest.raises(ValueError, match="reflect"):
+        neurn.neurn(torch.rand(0, 3, 2, 2), 5, padding="reflect")
+
+
+def test_constant_image_zeros_only_with_reflect_is_documented():
+    for doc in (neurn.neurn.__doc__, NeuRN.__doc__):
+        assert "constant image gives all zeros only with" in " ".join(doc.split())
+    x = torch.full((1, 1, 6, 6), 0.5)
+    assert (neurn.neurn(x, 3, padding="reflect") == 0).all()
+    assert (neurn.neurn(x, 3, padding="zeros") > 0).any()

@@ -12,8 +12,9 @@ from neurn.domains.registry import (
     list_domains,
     load_domain,
     register_domain,
+    split_size,
     user_file,
 )
 
 __all__ = ["DOMAINS", "DomainInfo", "available_domains", "get_domain", "list_domains", "load_domain",
-           "register_domain", "user_file"]
+           "register_domain", "split_size", "user_file"]

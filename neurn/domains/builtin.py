@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import math
 import pickle
+import warnings
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -94,6 +95,22 @@ def _load_mnist(split: str, limit: int | None, root: Path) -> tuple[np.ndarray, 
 
 # --- generated domains: chunked, seeded per chunk, cached atomically ---------------------------
 
+_WARNED_CACHES: set[Path] = set()
+
+
+def _warn_unwritable_cache(exc: OSError) -> None:
+    """One warning per cache root and process, naming it: generated data is then simply not kept."""
+    root = cache_dir()
+    if root in _WARNED_CACHES:
+        return
+    _WARNED_CACHES.add(root)
+    # OutputError says "cannot write <path>: <reason>"; keep the reason, the root is named instead
+    reason = exc.strerror or str(exc).rsplit(": ", 1)[-1]
+    warnings.warn(f"the neurn cache {root} is not writable ({reason}); continuing without caching "
+                  f"(set NEURN_CACHE to a writable folder to keep generated data)", RuntimeWarning,
+                  stacklevel=3)
+
+
 def _chunked(domain: str, split: str, total: int, limit: int | None, key: str,
              make: Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """First ``limit`` (or all) items of a generated split, from verified chunk caches, building missing ones."""
@@ -112,10 +129,16 @@ def _chunked(domain: str, split: str, total: int, limit: int | None, key: str,
             images.append(None), labels.append(None)
             todo.append((c, meta))
     bar = tqdm(todo, desc=f"generating {domain}/{split}", unit="chunk", disable=len(todo) < 2, leave=False)
+    caching = True
     for c, meta in bar:
         rng = np.random.default_rng([SEED, sum(map(ord, domain)), split_id, c])
         x, y = make(c, rng)
-        save_arrays(folder / f"chunk_{c:03d}.npz", meta, images=x, labels=y)
+        if caching:
+            try:
+                save_arrays(folder / f"chunk_{c:03d}.npz", meta, images=x, labels=y)
+            except OSError as exc:  # OutputError included: a read-only cache must not stop the work
+                caching = False  # no retry for every chunk
+                _warn_unwritable_cache(exc)
         images[c], labels[c] = x, y
     if not images:
         return np.zeros((0, 28, 28, 3), np.uint8), np.zeros((0,), np.int64)
