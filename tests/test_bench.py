@@ -7,11 +7,13 @@ import math
 import pytest
 import torch
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from neurn.bench import methods as methods_mod
 from neurn.bench.sweep import parse_seeds, plan, resolve_targets, run_sweep
 from neurn.cli import cli
-from neurn.errors import BenchError, NeurnError
+from neurn.errors import BenchError, InvalidArgument, NeurnError
 from neurn.bench.records import read_record, record_name
 
 
@@ -170,7 +172,7 @@ def test_local_worker_processes(tmp_path):
 
 
 def test_cli_bench_and_bad_input(tmp_path, monkeypatch):
-    monkeypatch.setattr("neurn.bench.sweep.default_provider", lambda: TOY)
+    monkeypatch.setattr("neurn.bench.train.default_provider", lambda: TOY)
     runner = CliRunner()
     res = runner.invoke(cli, ["bench", "--archs", "resnet99", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "neurn: error: unknown architecture 'resnet99'; did you mean resnet18?" in res.output
@@ -227,3 +229,210 @@ def test_end_to_end_on_the_registered_domains(tmp_path):
     assert rec["n_eval"]["mnistm"] == 100
     res = runner.invoke(cli, ["table", str(out)])
     assert res.exit_code == 0 and "| digitnet | neurn |" in res.output
+
+
+# --- issue #9: damaged records, seeds, workers, threads, target checks, output folder, --quick ---------------
+
+def test_damaged_record_is_named_and_rerun_not_counted_as_done(tmp_path):
+    """A truncated record, one missing fields and one holding another run are all rerun (not 'done' forever)."""
+    _sweep(tmp_path, seeds="0,1")
+    erm0, neurn0, erm1 = (tmp_path / record_name("digitnet", m, s) for m, s in (("erm", 0), ("neurn", 0), ("erm", 1)))
+    text = erm0.read_text()
+    erm0.write_text(text[: len(text) // 2])  # killed mid-write by something other than our atomic writer
+    rec = json.loads(neurn0.read_text())
+    del rec["status"]
+    neurn0.write_text(json.dumps(rec))
+    erm1.write_text(json.dumps(dict(json.loads(erm1.read_text()), seed=7)))
+    notices = []
+    recs = _sweep(tmp_path, seeds="0,1", notify=notices.append)
+    assert sorted((r["method"], r["seed"]) for r in recs) == [("erm", 0), ("erm", 1), ("neurn", 0)]
+    damaged = [n for n in notices if n.startswith("warning:")]
+    assert len(damaged) == 3 and all("running it again" in n for n in damaged)
+    assert any(str(erm0) in n and "not valid JSON" in n for n in damaged)
+    assert any(str(neurn0) in n and "missing status" in n for n in damaged)
+    assert any(str(erm1) in n and "holds digitnet/erm/s7" in n for n in damaged)
+    assert read_record(erm0)["status"] == "ok" and read_record(neurn0)["status"] == "ok"
+    assert _sweep(tmp_path, seeds="0,1") == []  # now all four are valid and done
+
+
+def test_retry_failed_and_table_never_crash_on_a_damaged_record(tmp_path):
+    _sweep(tmp_path, methods="erm,neurn")
+    bad = tmp_path / record_name("digitnet", "neurn", 0)
+    bad.write_bytes(b'{"arch": "digitnet", "meth')
+    (tmp_path / "notes.json").write_text("[1, 2]")  # a stray JSON file in the results folder
+    with pytest.warns(UserWarning, match="digitnet-neurn-s0.json is damaged"):
+        pending, finished = plan(["digitnet"], ["erm", "neurn"], [0], tmp_path, retry_failed=True)
+    assert [j.method for j in pending] == ["neurn"] and [j.method for j in finished] == ["erm"]
+    res = CliRunner().invoke(cli, ["table", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert f"warning: skipping {bad} is damaged: not valid JSON" in res.output
+    assert "notes.json is damaged: expected a JSON object" in res.output
+    assert "| digitnet | erm |" in res.output and "Traceback" not in res.output
+
+
+def test_damaged_config_json_is_one_line_naming_it(tmp_path):
+    _sweep(tmp_path)
+    (tmp_path / "config.json").write_text('{"protocol": ')
+    with pytest.raises(BenchError, match=r"config\.json is damaged: not valid JSON.*delete it"):
+        _sweep(tmp_path)
+    res = CliRunner().invoke(cli, ["bench", "--archs", "digitnet", "--methods", "erm", "--seeds", "0",
+                                   "--iters", "3", "--domains", "digits", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.output.strip().splitlines()[-1].startswith(f"neurn: error: {tmp_path / 'config.json'} is damaged")
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("0-999999999", "at most 1000 seeds"),
+    ("0-4,2147483648", r"seeds must be in 0\.\.2147483647"),
+    ("5-3", "seed range 5-3 is empty"),
+    ("-1", "non-negative integers"),
+    ("", "non-negative integers"),
+])
+def test_seeds_are_bounded_without_expanding_huge_ranges(text, msg):
+    with pytest.raises(InvalidArgument, match=msg):
+        parse_seeds(text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**40), st.integers(0, 2**40)), min_size=1, max_size=4))
+def test_parse_seeds_is_bounded_for_any_ranges(ranges):
+    """Any list of ranges either parses into <= 1000 distinct seeds below 2**31, or is refused, at once."""
+    text = ",".join(f"{a}-{b}" for a, b in ranges)
+    try:
+        seeds = parse_seeds(text)
+    except InvalidArgument:
+        return
+    assert 0 < len(seeds) <= 1000 and len(set(seeds)) == len(seeds)
+    assert all(0 <= s < 2**31 for s in seeds)
+
+
+def test_default_threads_is_one_per_worker(tmp_path):
+    """Measured (see DEFAULT_THREADS in neurn/bench/sweep.py): 1 thread per run unless --threads is given."""
+    (rec,) = _sweep(tmp_path, methods="erm", iters=1, threads=None)
+    assert rec["threads"] == 1
+
+
+class DamagedTarget(ToyDomains):
+    """TOY with one damaged target file (``syn``), counting the source loads."""
+
+    def __init__(self, how: str):
+        self.how, self.source_loads = how, 0
+
+    def load_domain(self, name, split="train", size=32, channels=3, limit=None, data_root=None):
+        if name == "mnist" and split == "train":
+            self.source_loads += 1
+        if name == "syn" and split == "test":
+            if self.how == "raise":
+                raise ValueError("syn_test.npz: bad CRC-32 for file 'images.npy'")
+            x, y = super().load_domain(name, split, size, channels, limit, data_root)
+            if self.how == "nan":
+                x[3] = float("nan")
+            if self.how == "labels":
+                y[0] = 54
+            return x, y
+        return super().load_domain(name, split, size, channels, limit, data_root)
+
+
+@pytest.mark.parametrize("how, msg", [("raise", "bad CRC-32"), ("nan", "NaN or infinite pixels"),
+                                      ("labels", r"labels 0\.\.54 are outside 0\.\.9")])
+def test_damaged_target_fails_before_training(tmp_path, how, msg):
+    steps = []
+
+    def counting(model, x, y, gen, cfg):
+        steps.append(1)
+        return torch.nn.functional.cross_entropy(model(x), y)
+
+    methods_mod.register_method("count-test")(counting)
+    try:
+        with pytest.raises(BenchError, match=rf"domain 'syn' \(test\) cannot .*{msg}"):
+            _sweep(tmp_path, methods="count-test", provider=DamagedTarget(how), eval_limit=30)
+    finally:
+        methods_mod.METHODS.remove("count-test")
+    assert steps == []  # not one training iteration
+    assert not list(tmp_path.glob("digitnet-*.json"))
+
+
+@pytest.mark.parametrize("where", ["proc", "under-a-file"])
+def test_unwritable_out_fails_before_any_training(tmp_path, where):
+    out = "/proc/neurn-bench-out" if where == "proc" else tmp_path / "file.txt" / "results"
+    (tmp_path / "file.txt").write_text("not a folder")
+    prov = DamagedTarget("none")
+    with pytest.raises(OSError, match="neurn-bench-out|file.txt"):
+        _sweep(out, provider=prov)
+    assert prov.source_loads == 0
+    res = CliRunner().invoke(cli, ["bench", "--archs", "digitnet", "--methods", "erm", "--seeds", "0",
+                                   "--iters", "1", "--domains", "digits", "--out", str(out)])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert res.output.startswith("neurn: error: cannot ") and str(out) in res.output
+
+
+def test_quick_refuses_explicit_preset_options_and_states_its_folder(tmp_path, monkeypatch):
+    runner = CliRunner()
+    for extra in (["--iters", "5"], ["--archs", "digitnet"], ["--seeds", "0", "--eval-limit", "10"]):
+        res = runner.invoke(cli, ["bench", "--quick", *extra, "--out", str(tmp_path / "q")])
+        assert res.exit_code == 2, res.output
+        assert "neurn: error: --quick sets " + extra[0] in res.output
+    assert not (tmp_path / "q").exists()
+    seen = {}
+
+    def fake_sweep(archs, methods, seeds, out, **kw):
+        seen.update(archs=archs, methods=methods, seeds=seeds, out=out, **kw)
+        raise BenchError("stopped by the test")
+
+    monkeypatch.setattr("neurn.bench.sweep.run_sweep", fake_sweep)
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(cli, ["bench", "--quick"])
+    assert "--quick: a smoke run, not a result; writing to results/_scratch/quick" in res.output
+    assert (seen["archs"], seen["methods"], seen["seeds"], seen["iters"], seen["eval_limit"]) == (
+        "digitnet", "erm,neurn", "0", 300, 1000)
+    res = runner.invoke(cli, ["bench", "--quick", "--out", str(tmp_path / "mine"), "--domains", "digits"])
+    assert f"writing to {tmp_path / 'mine'}" in res.output and seen["out"] == str(tmp_path / "mine")
+
+
+def test_cli_workers_2_on_the_real_domains(tmp_path):
+    """The real CLI path with spawned workers (the default provider is a module: it must reach them by name)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "w2"
+    env = dict(os.environ, NEURN_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-m", "neurn.cli", "bench", "--workers", "2", "--archs", "digitnet",
+                           "--methods", "erm,neurn", "--seeds", "0", "--iters", "2", "--eval-limit", "40",
+                           "--domains", "digits", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 new run(s) recorded" in proc.stdout and "pickle" not in proc.stderr
+    for m in ("erm", "neurn"):
+        rec = read_record(out / record_name("digitnet", m, 0))
+        assert rec["status"] == "ok" and rec["n_eval"] == {"digits": 40} and rec["threads"] == 1
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                     lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+                     max_leaves=12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.one_of(st.binary(max_size=40), _json.map(lambda v: json.dumps(v).encode()),
+                 st.fixed_dictionaries({"arch": _json, "method": _json, "seed": _json, "status": _json,
+                                        "accuracy": _json}).map(lambda v: json.dumps(v).encode())))
+def test_any_file_content_is_a_valid_record_or_named_never_a_crash(content):
+    """Whatever bytes a record file holds, listing and planning either use it or name it; nothing raises."""
+    import tempfile
+    from pathlib import Path
+
+    from neurn.bench.records import iter_records, load_record
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / record_name("digitnet", "erm", 0)
+        p.write_bytes(content)
+        notes = []
+        recs = iter_records(d, notify=notes.append)
+        assert len(recs) + len(notes) == 1
+        assert all(str(p) in n for n in notes)
+        pending, finished = plan(["digitnet"], ["erm"], [0], d, retry_failed=True, notify=notes.append)
+        assert len(pending) + len(finished) == 1
+        if recs:
+            assert load_record(p)["status"] in ("ok", "failed")

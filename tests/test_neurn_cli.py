@@ -34,11 +34,11 @@ def test_domains_lists_sizes_sources_and_status():
 
 def test_domains_sees_user_files_under_data_root(tmp_path):
     (tmp_path / "svhn").mkdir()
-    (tmp_path / "svhn" / "test_32x32.mat").write_bytes(b"present")  # presence is all the table checks
+    (tmp_path / "svhn" / "test_32x32.mat").write_bytes(b"present")  # present, but not a .mat: checked now
     result = CliRunner().invoke(cli, ["domains", "--data-root", str(tmp_path)])
     assert result.exit_code == 0
     svhn = next(line for line in result.output.splitlines() if line.startswith("svhn "))
-    assert svhn.split()[1] == "ready"
+    assert svhn.split()[1] == "corrupt"
 
 
 def test_figures_writes_the_examples_png(tmp_path):
@@ -90,3 +90,25 @@ def test_console_script_error_is_one_line_exit_2():
 def test_bad_option_value_is_a_usage_error():
     result = CliRunner().invoke(cli, ["figures", "-k", "0"])
     assert result.exit_code == 2 and "Invalid value" in result.output
+
+
+@pytest.mark.parametrize("where", ["proc", "under-a-file"])
+def test_figures_unwritable_out_is_one_line_before_any_drawing(tmp_path, where, monkeypatch):
+    from neurn import plot
+
+    monkeypatch.setattr(plot, "load_domain", lambda *a, **k: pytest.fail("generated a domain before the check"))
+    (tmp_path / "file.txt").write_text("x")
+    out = "/proc/neurn-figures-out" if where == "proc" else str(tmp_path / "file.txt" / "figs")
+    result = CliRunner().invoke(cli, ["figures", "-o", out])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [result.output.strip()]
+    assert result.output.startswith("neurn: error: cannot ") and out in result.output
+
+
+def test_figures_checks_results_before_writing_anything(tmp_path, monkeypatch):
+    from neurn import plot
+
+    monkeypatch.setattr(plot, "load_domain", lambda *a, **k: pytest.fail("drew examples before reading --results"))
+    result = CliRunner().invoke(cli, ["figures", "-o", str(tmp_path / "figs"), "--results", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "results folder" in result.output and "does not exist" in result.output
+    assert not list((tmp_path / "figs").glob("*.png"))

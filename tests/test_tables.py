@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -105,3 +106,72 @@ def test_cli_table_formats_and_errors(tmp_path):
     assert res.exit_code == 2 and "does not exist" in res.output and "Traceback" not in res.output
     res = runner.invoke(cli, ["table", str(FIXTURES), "--format", "html"])
     assert res.exit_code == 2
+
+
+# --- issue #9: NaN accuracies flagged, damaged records named, unknown --method/--baseline refused ------------
+
+def _raw_write(path, rec):
+    """Write a record as another tool might: NaN allowed (write_json_atomic refuses it)."""
+    path.write_text(json.dumps(rec))
+
+
+def test_nan_and_missing_accuracies_are_flagged_not_dropped(tmp_path):
+    shutil.copytree(FIXTURES, tmp_path / "r")
+    p0, p1 = tmp_path / "r" / "digitnet-erm-s0.json", tmp_path / "r" / "digitnet-neurn-s1.json"
+    _raw_write(p0, dict(read_record(p0), accuracy=dict(read_record(p0)["accuracy"], syn=float("nan"))))
+    _raw_write(p1, dict(read_record(p1), accuracy=dict(read_record(p1)["accuracy"], mnistm=None)))
+    recs = load_records(tmp_path / "r")
+    s = summary(records_frame(recs)).set_index(["arch", "method", "domain"])
+    assert s.loc[("digitnet", "erm", "syn"), "n"] == 2 and s.loc[("digitnet", "erm", "syn"), "n_nan"] == 1
+    assert s.loc[("digitnet", "erm", "avg"), "n_nan"] == 1  # the run's avg is unknown too
+    g = gains(records_frame(recs)).set_index(["arch", "domain"])
+    assert g.loc[("digitnet", "syn"), "n_pairs"] == 2 and g.loc[("digitnet", "syn"), "n_nan"] == 1
+    md = format_table(recs, "md")
+    erm = next(line for line in md.splitlines() if line.startswith("| digitnet | erm |"))
+    assert "†" in erm.split(" | ")[4]  # the syn cell
+    assert "† NaN or missing accuracy, left out of the marked means and gains: " in md
+    assert "digitnet/erm/s0 on syn = nan" in md and "digitnet/neurn/s1 on mnistm = None" in md
+    csv = pd.read_csv(io.StringIO(format_table(recs, "csv")))
+    row = csv[(csv.arch == "digitnet") & (csv.method == "erm") & (csv.domain == "syn")].iloc[0]
+    assert row.n_nan == 1 and row.n == 2
+    assert "$^\\dagger$" in format_table(recs, "latex")
+    res = CliRunner().invoke(cli, ["table", str(tmp_path / "r")])
+    assert res.exit_code == 0 and "digitnet/erm/s0 on syn = nan" in res.output
+
+
+def test_table_names_damaged_records_and_continues(tmp_path):
+    shutil.copytree(FIXTURES, tmp_path / "r")
+    bad = tmp_path / "r" / "vit_p4-neurn-s2.json"
+    bad.write_text(bad.read_text()[:100])
+    (tmp_path / "r" / "copy.json").write_text((tmp_path / "r" / "vit_p4-erm-s0.json").read_text())
+    res = CliRunner().invoke(cli, ["table", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert f"warning: skipping {bad} is damaged: not valid JSON" in res.output
+    assert "copy.json is not a valid benchmark record: it holds vit_p4/erm/s0, whose file is vit_p4-erm-s0.json" \
+        in res.output
+    assert "| vit_p4 | neurn |" in res.output and "Traceback" not in res.output
+    s = summary(records_frame(load_records(tmp_path / "r", notify=lambda m: None))).set_index(
+        ["arch", "method", "domain"])
+    assert s.loc[("vit_p4", "neurn", "syn"), "n"] == 2 and s.loc[("vit_p4", "erm", "syn"), "n"] == 3
+    for f in (tmp_path / "r").glob("*.json"):
+        if f.name != "config.json":
+            f.write_text("")
+    res = CliRunner().invoke(cli, ["table", str(tmp_path / "r")])
+    assert res.exit_code == 1 and "neurn: error: no records in" in res.output and "28 damaged file(s), named above" in res.output
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--baseline", "nosuch"], "unknown method 'nosuch'"),
+    (["--method", "nosuch"], "unknown method 'nosuch'"),
+    (["--method", "neurn", "--baseline", "randcnv"], "unknown method 'randcnv'; did you mean randconv"),
+    (["--method", "erm", "--baseline", "erm"], "--method and --baseline are both 'erm'"),
+])
+def test_table_unknown_method_or_baseline_exits_2(args, msg):
+    res = CliRunner().invoke(cli, ["table", str(FIXTURES), *args])
+    assert res.exit_code == 2, res.output
+    assert f"neurn: error: {msg}" in res.output and "Traceback" not in res.output
+
+
+def test_table_registered_method_without_runs_says_so():
+    md = format_table(load_records(FIXTURES), "md", method="neurn+randconv")
+    assert "No seed has runs of both `neurn+randconv` and `erm`: no gains." in md

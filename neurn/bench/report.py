@@ -2,25 +2,41 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 from scipy import stats
 
+from archsim.errors import shorten
 from neurn.bench.protocol import TABLE_FORMATS
-from neurn.bench.records import diff_config, iter_records
-from neurn.errors import BenchError, UnknownName
+from neurn.bench.records import RecordWarning, diff_config, is_finite_number, iter_records
+from neurn.errors import BenchError, InvalidArgument, UnknownName
 
 AVG = "avg"  # pseudo-domain: mean over the non-source targets of one run (the headline)
 FORMATS = TABLE_FORMATS
 
 
-def load_records(folder: str | Path) -> list[dict[str, Any]]:
-    """Records of a results folder; refuses a folder that mixes protocol configs."""
-    recs = iter_records(folder)
+def _warn(message: str) -> None:
+    warnings.warn(message, RecordWarning, stacklevel=4)
+
+
+def load_records(folder: str | Path, notify: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Valid records of a results folder; refuses a folder that mixes protocol configs.
+
+    Damaged record files are named through ``notify`` (default: a ``RecordWarning``) and left out.
+    """
+    damaged: list[str] = []
+
+    def note(message: str) -> None:
+        damaged.append(message)
+        (notify or _warn)(message)
+
+    recs = iter_records(folder, notify=note)
     if not recs:
-        raise BenchError(f"no records in {folder}")
+        extra = f" ({len(damaged)} damaged file(s), named above)" if damaged else ""
+        raise BenchError(f"no records in {folder}{extra}")
     base = recs[0].get("config", {})
     for r in recs[1:]:
         d = diff_config(base, r.get("config", {}))
@@ -30,19 +46,33 @@ def load_records(folder: str | Path) -> list[dict[str, Any]]:
 
 
 def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """Long frame ``arch, method, seed, domain, accuracy`` of the ok runs, plus the ``avg`` pseudo-domain."""
+    """Long frame ``arch, method, seed, domain, accuracy`` of the ok runs, plus the ``avg`` pseudo-domain.
+
+    A NaN, infinite or missing (null) accuracy stays in the frame as NaN (so it can be flagged, see
+    :func:`flagged_values`); a run's ``avg`` is NaN when any of its target accuracies is.
+    """
     rows = []
     for r in records:
         if r.get("status") != "ok":
             continue
         source = r.get("config", {}).get("source", "mnist")
-        acc = r["accuracy"]
+        acc = {d: (float(a) if is_finite_number(a) else math.nan) for d, a in r["accuracy"].items()}
         for d, a in acc.items():
-            rows.append((r["arch"], r["method"], int(r["seed"]), d, float(a)))
+            rows.append((r["arch"], r["method"], int(r["seed"]), d, a))
         others = [a for d, a in acc.items() if d != source]
         if others:
             rows.append((r["arch"], r["method"], int(r["seed"]), AVG, sum(others) / len(others)))
     return pd.DataFrame(rows, columns=["arch", "method", "seed", "domain", "accuracy"])
+
+
+def flagged_values(records: Iterable[dict[str, Any]]) -> list[str]:
+    """``arch/method/sSEED on DOMAIN = value`` for every ok run's accuracy that is not a finite number."""
+    out = []
+    for r in records:
+        if r.get("status") == "ok":
+            out += [f"{r['arch']}/{r['method']}/s{r['seed']} on {d} = {a!r}"
+                    for d, a in r["accuracy"].items() if not is_finite_number(a)]
+    return out
 
 
 def _order(values: Iterable[str], preferred: list[str]) -> list[str]:
@@ -60,9 +90,9 @@ def domain_order(records: list[dict[str, Any]]) -> list[str]:
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (ddof=1) and n over seeds per (arch, method, domain)."""
+    """Mean, std (ddof=1) and n over the finite accuracies per (arch, method, domain); ``n_nan``: the others."""
     g = df.groupby(["arch", "method", "domain"], sort=False)["accuracy"]
-    return g.agg(mean="mean", std="std", n="count").reset_index()
+    return g.agg(mean="mean", std="std", n="count", n_nan=lambda v: int(v.isna().sum())).reset_index()
 
 
 def gains(df: pd.DataFrame, method: str = "neurn", baseline: str = "erm") -> pd.DataFrame:
@@ -73,18 +103,23 @@ def gains(df: pd.DataFrame, method: str = "neurn", baseline: str = "erm") -> pd.
     """
     a = df[df.method == method].set_index(["arch", "domain", "seed"])["accuracy"]
     b = df[df.method == baseline].set_index(["arch", "domain", "seed"])["accuracy"]
-    both = pd.concat({"m": a, "b": b}, axis=1).dropna().reset_index()
+    # Inner join: seeds where both runs exist; a pair with a NaN accuracy is flagged (n_nan), not used.
+    pairs = pd.concat({"m": a, "b": b}, axis=1, join="inner").reset_index()
+    pairs["flagged"] = pairs["m"].isna() | pairs["b"].isna()
     rows = []
-    groups = [(arch, dom, g) for (arch, dom), g in both.groupby(["arch", "domain"], sort=False)]
-    groups += [("all", dom, g) for dom, g in both.groupby("domain", sort=False)]
+    groups = [(arch, dom, g) for (arch, dom), g in pairs.groupby(["arch", "domain"], sort=False)]
+    groups += [("all", dom, g) for dom, g in pairs.groupby("domain", sort=False)]
     for arch, dom, g in groups:
+        n_nan = int(g["flagged"].sum())
+        g = g[~g["flagged"]]
         diff = g["m"] - g["b"]
         p = float("nan")
         if len(diff) >= 2 and diff.std(ddof=1) > 0:
             p = float(stats.ttest_rel(g["m"], g["b"]).pvalue)
-        rows.append({"arch": arch, "domain": dom, "gain": diff.mean(), "gain_std": diff.std(ddof=1),
-                     "n_pairs": len(diff), "p_value": p})
-    return pd.DataFrame(rows, columns=["arch", "domain", "gain", "gain_std", "n_pairs", "p_value"])
+        rows.append({"arch": arch, "domain": dom, "gain": diff.mean() if len(diff) else math.nan,
+                     "gain_std": diff.std(ddof=1) if len(diff) > 1 else math.nan,
+                     "n_pairs": len(diff), "p_value": p, "n_nan": n_nan})
+    return pd.DataFrame(rows, columns=["arch", "domain", "gain", "gain_std", "n_pairs", "p_value", "n_nan"])
 
 
 def protocol_line(records: list[dict[str, Any]]) -> str:
@@ -102,14 +137,35 @@ def protocol_line(records: list[dict[str, Any]]) -> str:
             f"`{AVG}` = mean over the non-{c.get('source', 'mnist')} targets.")
 
 
-def _pct(m: float, s: float) -> str:
-    return f"{100 * m:.1f} ± {100 * s:.1f}" if not math.isnan(s) else f"{100 * m:.1f}"
+FLAG = "†"  # marks a cell that leaves out NaN / missing accuracies (listed under the table)
+
+
+def _pct(m: float, s: float, n_nan: int = 0) -> str:
+    flag = FLAG if n_nan else ""
+    if math.isnan(m):
+        return f"n/a{flag}"
+    return (f"{100 * m:.1f} ± {100 * s:.1f}" if not math.isnan(s) else f"{100 * m:.1f}") + flag
 
 
 def _gain_cell(row: pd.Series) -> str:
+    flag = FLAG if row.n_nan else ""
+    if math.isnan(row.gain):
+        return f"n/a{flag}"
     p = "n/a" if math.isnan(row.p_value) else (f"{row.p_value:.2g}")
     sd = "" if math.isnan(row.gain_std) else f" ± {100 * row.gain_std:.1f}"
-    return f"{100 * row.gain:+.1f}{sd} (p={p})"
+    return f"{100 * row.gain:+.1f}{sd}{flag} (p={p})"
+
+
+def check_methods(records: list[dict[str, Any]], method: str, baseline: str) -> None:
+    """Refuse a ``--method``/``--baseline`` that is neither registered nor in the records (exit code 2)."""
+    from neurn.bench.methods import list_methods
+
+    known = list(dict.fromkeys(list_methods() + [r["method"] for r in records]))
+    for name in (method, baseline):
+        if name not in known:
+            raise UnknownName("method", name, known)
+    if method == baseline:
+        raise InvalidArgument(f"--method and --baseline are both {shorten(method)!r}; a gain needs two methods")
 
 
 def _frames(records: list[dict[str, Any]], method: str, baseline: str):
@@ -127,9 +183,11 @@ def format_table(records: list[dict[str, Any]], fmt: str = "md", method: str = "
     """Render the accuracy table and the gain table as markdown, CSV or LaTeX."""
     if fmt not in FORMATS:
         raise UnknownName("format", fmt, FORMATS)
+    check_methods(records, method, baseline)
     df, summ, gn, archs, methods, domains = _frames(records, method, baseline)
+    flagged = flagged_values(records)
     if fmt == "csv":
-        g = gn.rename(columns={"gain": f"gain_vs_{baseline}"}).assign(method=method)
+        g = gn.rename(columns={"gain": f"gain_vs_{baseline}", "n_nan": "n_nan_pairs"}).assign(method=method)
         out = summ.merge(g, on=["arch", "method", "domain"], how="left")
         return out.to_csv(index=False, float_format="%.6g")
     idx = summ.set_index(["arch", "method", "domain"])
@@ -137,7 +195,8 @@ def format_table(records: list[dict[str, Any]], fmt: str = "md", method: str = "
     acc_rows = []
     for arch in archs:
         present = [m for m in methods if (arch, m, AVG) in idx.index or any((arch, m, d) in idx.index for d in domains)]
-        best = {d: max((idx.loc[(arch, m, d), "mean"] for m in present if (arch, m, d) in idx.index), default=None)
+        best = {d: max((idx.loc[(arch, m, d), "mean"] for m in present
+                        if (arch, m, d) in idx.index and not math.isnan(idx.loc[(arch, m, d), "mean"])), default=None)
                 for d in domains}
         for m in present:
             cells = []
@@ -146,9 +205,11 @@ def format_table(records: list[dict[str, Any]], fmt: str = "md", method: str = "
                     cells.append("–")
                     continue
                 r = idx.loc[(arch, m, d)]
-                s = _pct(r["mean"], r["std"])
+                s = _pct(r["mean"], r["std"], r["n_nan"])
                 # Mark every method tied at the best mean (rounded as displayed) in this architecture block.
-                cells.append(bold(s) if len(present) > 1 and round(100 * r["mean"], 1) == round(100 * best[d], 1) else s)
+                top = (len(present) > 1 and best[d] is not None and not math.isnan(r["mean"])
+                       and round(100 * r["mean"], 1) == round(100 * best[d], 1))
+                cells.append(bold(s) if top else s)
             acc_rows.append([arch, m] + cells)
     gidx = gn.set_index(["arch", "domain"])
     gain_rows = []
@@ -158,6 +219,9 @@ def format_table(records: list[dict[str, Any]], fmt: str = "md", method: str = "
         gain_rows.append([arch] + [_gain_cell(gidx.loc[(arch, d)]) if (arch, d) in gidx.index else "–"
                                    for d in domains])
     failed = [f"{r['arch']}/{r['method']}/s{r['seed']} ({r.get('reason')})" for r in records if r.get("status") != "ok"]
+    flag_note = (f"{FLAG} NaN or missing accuracy, left out of the marked means and gains: " + "; ".join(flagged)
+                 if flagged else "")
+    no_pairs = f"No seed has runs of both `{method}` and `{baseline}`: no gains."
     head_acc = ["arch", "method"] + domains
     head_gain = ["arch"] + domains
     title_acc = "Top-1 accuracy (%), mean ± std over seeds; best method per architecture and column marked"
@@ -166,11 +230,19 @@ def format_table(records: list[dict[str, Any]], fmt: str = "md", method: str = "
     if fmt == "md":
         parts = [protocol_line(records), "", f"**{title_acc}**", "", _md(head_acc, acc_rows), "",
                  f"**{title_gain}**", "", _md(head_gain, gain_rows)]
+        if gn.empty:
+            parts += ["", no_pairs]
+        if flag_note:
+            parts += ["", flag_note]
         if failed:
             parts += ["", "Failed runs (excluded): " + "; ".join(failed)]
         return "\n".join(parts) + "\n"
     parts = [f"% {protocol_line(records)}", f"% {title_acc}", _latex(head_acc, acc_rows), "",
              f"% {title_gain}", _latex(head_gain, gain_rows)]
+    if gn.empty:
+        parts.append(f"% {no_pairs}")
+    if flag_note:
+        parts.append(f"% {flag_note}")
     if failed:
         parts.append("% Failed runs (excluded): " + "; ".join(failed))
     return "\n".join(parts) + "\n"
@@ -185,7 +257,7 @@ def _md(head: list[str], rows: list[list[str]]) -> str:
 
 def _latex_escape(s: str) -> str:
     return (s.replace("\\textbf{", "\x00").replace("_", "\\_").replace("%", "\\%").replace("±", "$\\pm$")
-            .replace("&", "\\&").replace("–", "--").replace("\x00", "\\textbf{"))
+            .replace("&", "\\&").replace("–", "--").replace("†", "$^\\dagger$").replace("\x00", "\\textbf{"))
 
 
 def _latex(head: list[str], rows: list[list[str]]) -> str:

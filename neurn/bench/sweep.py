@@ -7,18 +7,22 @@ killed sweep loses at most the runs in flight and a rerun skips everything alrea
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
+import torch
 from tqdm.auto import tqdm
 
+from archsim._io import check_output_dir
+from archsim.errors import shorten
 from neurn.bench.archs import list_archs
 from neurn.bench.methods import list_methods
-from neurn.bench.records import check_or_write_config, read_record, record_name, write_json_atomic
+from neurn.bench.records import (RecordWarning, check_or_write_config, load_record, record_name,
+                                 write_json_atomic)
 from neurn.bench.protocol import EXECUTORS as EXECUTOR_NAMES, default_protocol
-from neurn.bench.train import default_provider, run_one
-from neurn.errors import BenchError, InvalidArgument, UnknownName
-
+from neurn.bench.train import keep_split, load_split, portable_provider, resolve_provider, run_one
+from neurn.errors import BenchError, InvalidArgument, NeurnError, UnknownName
 
 
 class Job(NamedTuple):
@@ -41,19 +45,40 @@ def parse_names(text: str | Iterable[str], valid: list[str], kind: str) -> list[
     return list(dict.fromkeys(names))  # drop repeats, keep order
 
 
+MAX_SEEDS = 1000  # a sweep is arch x method x seed runs; more seeds than this is a typo, not a plan
+SEED_LIMIT = 2**31  # torch.manual_seed and numpy accept larger, but records and tables assume int32 seeds
+
+
 def parse_seeds(text: str | Iterable[int]) -> list[int]:
-    """``"0,1,2"`` or ``"0-4"`` -> list of non-negative ints."""
-    if not isinstance(text, str):
-        return [int(s) for s in text]
-    seeds: list[int] = []
-    try:
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            lo, _, hi = part.partition("-")
-            seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-    except ValueError:
-        raise InvalidArgument(f"seeds must be non-negative integers like 0,1,2 or 0-4; got {text!r}") from None
-    if not seeds or min(seeds) < 0:
-        raise InvalidArgument(f"seeds must be non-negative integers like 0,1,2 or 0-4; got {text!r}")
+    """``"0,1,2"`` or ``"0-4"`` -> list of distinct ints in [0, 2**31), at most ``MAX_SEEDS`` of them.
+
+    Ranges are sized before they are expanded, so ``"0-999999999"`` is refused at once instead of
+    allocating a billion-element list.
+    """
+    usage = "seeds must be non-negative integers like 0,1,2 or 0-4"
+    if isinstance(text, str):
+        ranges: list[tuple[int, int]] = []
+        try:
+            for part in filter(None, (p.strip() for p in text.split(","))):
+                lo, dash, hi = part.partition("-")
+                ranges.append((int(lo), int(hi)) if dash else (int(lo), int(lo)))
+        except ValueError:
+            raise InvalidArgument(f"{usage}; got {shorten(text)!r}") from None
+    else:
+        try:
+            ranges = [(int(s), int(s)) for s in text]
+        except (TypeError, ValueError):
+            raise InvalidArgument(f"{usage}; got {shorten(repr(text))}") from None
+    if not ranges:
+        raise InvalidArgument(f"{usage}; got {shorten(str(text))!r}")
+    for lo, hi in ranges:
+        if lo < 0 or hi >= SEED_LIMIT:
+            raise InvalidArgument(f"seeds must be in 0..{SEED_LIMIT - 1}; got {shorten(str(text))!r}")
+        if hi < lo:
+            raise InvalidArgument(f"seed range {lo}-{hi} is empty (write the smaller seed first)")
+    if sum(hi - lo + 1 for lo, hi in ranges) > MAX_SEEDS:
+        raise InvalidArgument(f"at most {MAX_SEEDS} seeds per sweep; got {shorten(str(text))!r}")
+    seeds = [s for lo, hi in ranges for s in range(lo, hi + 1)]
     return list(dict.fromkeys(seeds))
 
 
@@ -64,7 +89,7 @@ def resolve_targets(requested: str | Iterable[str] | None, source: str = "mnist"
     Unknown names raise ``BenchError``; registered but unavailable ones (user-supplied files that are
     absent) are skipped with a notice, never silently.
     """
-    provider = provider or default_provider()
+    provider = resolve_provider(provider)
     registered = list(provider.list_domains())
     available = set(provider.available_domains(data_root))
     if requested is None or requested == "" or requested == "all":
@@ -84,8 +109,12 @@ def resolve_targets(requested: str | Iterable[str] | None, source: str = "mnist"
 
 
 def plan(archs: list[str], methods: list[str], seeds: list[int], out: str | Path,
-         retry_failed: bool = False) -> tuple[list[Job], list[Job]]:
-    """(pending, finished) jobs; seed-major order so a partial sweep already has whole seeds."""
+         retry_failed: bool = False, notify: Callable[[str], None] | None = None) -> tuple[list[Job], list[Job]]:
+    """(pending, finished) jobs; seed-major order so a partial sweep already has whole seeds.
+
+    Only a valid record (see :func:`neurn.bench.records.load_record`) counts as finished: a damaged
+    one is named through ``notify`` (default: a ``RecordWarning``) and its run is pending again.
+    """
     out = Path(out)
     pending, finished = [], []
     for seed in seeds:
@@ -93,16 +122,29 @@ def plan(archs: list[str], methods: list[str], seeds: list[int], out: str | Path
             for method in methods:
                 job = Job(arch, method, seed)
                 p = out / record_name(*job)
-                if p.exists() and not (retry_failed and read_record(p).get("status") != "ok"):
-                    finished.append(job)
-                else:
+                if not p.exists():
                     pending.append(job)
+                    continue
+                try:
+                    rec = load_record(p, expect=job)
+                except BenchError as exc:
+                    (notify or _warn_record)(f"warning: {exc}; running it again")
+                    pending.append(job)
+                    continue
+                if retry_failed and rec["status"] != "ok":
+                    pending.append(job)
+                else:
+                    finished.append(job)
     return pending, finished
+
+
+def _warn_record(message: str) -> None:
+    warnings.warn(message.removeprefix("warning: "), RecordWarning, stacklevel=3)
 
 
 def _job_runner(job: Job, cfg: dict[str, Any], threads: int, provider: Any, data_root: str | None,
                 progress: bool) -> dict[str, Any]:
-    """Top-level (picklable) job entry point used by every executor."""
+    """Top-level (picklable) job entry point used by every executor (``provider`` may be a module name)."""
     return run_one(job.arch, job.method, job.seed, cfg, provider=provider, threads=threads,
                    data_root=data_root, progress=progress)
 
@@ -155,12 +197,73 @@ EXECUTORS: dict[str, Callable[..., Iterator[dict[str, Any]]]] = {"local": local_
 assert tuple(EXECUTORS) == EXECUTOR_NAMES
 
 
+def check_domains(provider: Any, cfg: dict[str, Any], data_root: str | None = None, keep: bool = True) -> None:
+    """Load the source's training split and every target's test split once, before any training.
+
+    A damaged or unreadable file then fails the sweep in seconds with one line naming the domain,
+    instead of failing every run after hours of training (runs record their own failures).
+
+    Args:
+        provider: the domain provider (``neurn.domains`` interface).
+        cfg: the protocol (source, source_limit, targets, eval_limit, size, channels, num_classes).
+        data_root: folder of user-supplied datasets.
+        keep: keep the loaded tensors in this process's cache (runs in this process reuse them).
+    """
+    wanted = [(cfg["source"], "train", cfg["source_limit"])]
+    wanted += [(t, "test", cfg["eval_limit"]) for t in cfg["targets"]]
+    for name, split, limit in wanted:
+        try:
+            x, y = load_split(provider, name, split, cfg, limit=limit, data_root=data_root, cache=False)
+        except NeurnError as exc:
+            raise BenchError(f"domain {name!r} ({split}) cannot be used: {exc}") from None
+        except Exception as exc:  # a damaged file can fail in numpy, scipy, zipfile, ...: name the domain
+            raise BenchError(f"domain {name!r} ({split}) cannot be loaded: {type(exc).__name__}: "
+                             f"{shorten(str(exc), 200)}") from None
+        problem = None
+        if len(y) == 0:
+            problem = "it has no images"
+        elif len(x) != len(y):
+            problem = f"{len(x)} images but {len(y)} labels"
+        elif not bool(torch.isfinite(x).all()):
+            problem = "it has NaN or infinite pixels"
+        elif int(y.min()) < 0 or int(y.max()) >= cfg["num_classes"]:
+            problem = f"labels {int(y.min())}..{int(y.max())} are outside 0..{cfg['num_classes'] - 1}"
+        if problem:
+            raise BenchError(f"domain {name!r} ({split}) cannot be used: {problem}; see `neurn domains`")
+        if keep:  # only data that passed the checks is reused by the runs
+            keep_split(provider, name, split, cfg, limit, data_root, (x, y))
+
+
+# Measured, not guessed (issue #9): the 2-core build machine while other jobs ran (load average 4-6),
+# digitnet, batch 32, 32x32x3, one worker, Adam steps after 20 warm-up ones, ms per iteration:
+#     erm   (200 iterations):  1 thread 100, 102, 413    2 threads 373, 631, 886
+#     neurn (300 iterations):  1 thread 172, 261         2 threads 808, 885
+# The command, per (threads T, method M, iterations N), each in a fresh process:
+#     torch.set_num_threads(T); m = get_method(M); model = m.wrap(create_arch("digitnet", 10, 3))
+#     opt = Adam(model.parameters(), 1e-4); x, y = torch.rand(512, 3, 32, 32), torch.randint(0, 10, (512,))
+#     then time N steps of: idx = torch.randint(0, 512, (32,)); loss = m.loss(model, x[idx], y[idx], gen,
+#     default_protocol(N)); opt.zero_grad(); loss.backward(); opt.step()
+# Intra-op threads pay off only on idle cores; on a busy or shared machine they wait for each other and
+# every iteration gets 2-6x slower, and with --workers N each process would start its own. So: one
+# thread per worker process; --threads overrides it on a dedicated machine.
+DEFAULT_THREADS = 1
+
+
+def default_threads(workers: int = 1) -> int:
+    """Torch threads per run when ``--threads`` is not given: ``DEFAULT_THREADS`` (1) for any ``workers``."""
+    return DEFAULT_THREADS
+
+
 def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | list[int], out: str | Path,
               iters: int = 10_000, eval_limit: int | None = None, domains: str | list[str] | None = None,
               executor: str = "local", workers: int = 1, threads: int | None = None, scheduler: Any = None,
               provider: Any = None, data_root: str | None = None, retry_failed: bool = False,
               progress: bool = True, notify: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Run every pending (arch, method, seed) of the sweep into ``out``; returns the new records."""
+    """Run every pending (arch, method, seed) of the sweep into ``out``; returns the new records.
+
+    Order of checks: arguments, the output folder, the target domains (each loaded once), the
+    folder's config and records; only then does training start.
+    """
     archs = parse_names(archs, list_archs(), "architecture")
     methods = parse_names(methods, list_methods(), "method")
     seeds = parse_seeds(seeds)
@@ -172,20 +275,29 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
         raise InvalidArgument(f"--iters must be >= 1; got {iters}")
     if eval_limit is not None and eval_limit < 1:
         raise InvalidArgument(f"--eval-limit must be >= 1; got {eval_limit}")
-    provider = provider or default_provider()
-    targets = resolve_targets(domains, "mnist", provider, data_root, notify)
+    if workers < 1:
+        raise InvalidArgument(f"--workers must be >= 1; got {workers}")
+    if threads is not None and threads < 1:
+        raise InvalidArgument(f"--threads must be >= 1; got {threads}")
+    out = check_output_dir(out)  # an unwritable --out fails now, not when the first run finishes
+    local_provider = resolve_provider(provider)
+    targets = resolve_targets(domains, "mnist", local_provider, data_root, notify)
     cfg = default_protocol(iters, eval_limit, targets)
-    out = Path(out)
     check_or_write_config(out, cfg)
-    pending, finished = plan(archs, methods, seeds, out, retry_failed)
+    pending, finished = plan(archs, methods, seeds, out, retry_failed, notify=notify)
     if finished:
         notify(f"{len(finished)} run(s) already recorded in {out}; skipping them")
-    threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
+    if pending:
+        # Runs in this process reuse the loaded splits; other processes load their own.
+        check_domains(local_provider, cfg, data_root, keep=executor == "local" and workers <= 1)
+    threads = threads or default_threads(workers)
+    # Worker processes get the provider by module name (modules do not pickle); this process keeps the object.
+    job_provider = local_provider if executor == "local" and workers <= 1 else portable_provider(local_provider)
     new = []
     bar = tqdm(total=len(pending), desc="sweep", unit="run", disable=not progress or not pending,
                dynamic_ncols=True)
     for rec in EXECUTORS[executor](pending, cfg, workers=workers, threads=threads, scheduler=scheduler,
-                                   provider=provider, data_root=data_root, progress=progress):
+                                   provider=job_provider, data_root=data_root, progress=progress):
         write_json_atomic(out / record_name(rec["arch"], rec["method"], rec["seed"]), rec)
         new.append(rec)
         bar.update(1)

@@ -6,8 +6,10 @@ compared across runs. ``provider`` is anything with the ``neurn.domains`` interf
 """
 from __future__ import annotations
 
+import importlib
 import math
 import sys
+import types
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -26,21 +28,56 @@ def default_provider() -> Any:
     return neurn.domains
 
 
+def portable_provider(provider: Any) -> Any:
+    """``provider`` in a form that pickles into a worker process: a module travels as its name.
+
+    Modules cannot be pickled (``neurn bench --workers 2`` failed with "cannot pickle 'module'
+    object"); the worker imports the module again by name (see :func:`resolve_provider`).
+    """
+    return provider.__name__ if isinstance(provider, types.ModuleType) else provider
+
+
+def resolve_provider(provider: Any) -> Any:
+    """The provider object: None -> :func:`default_provider`; a module name -> that module, imported."""
+    if provider is None:
+        return default_provider()
+    if isinstance(provider, str):
+        return importlib.import_module(provider)
+    return provider
+
+
 # Per-process cache: a sweep runs many jobs in one worker and the domains are the same for all.
 _DATA_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
+def _cache_key(provider: Any, name: str, split: str, cfg: dict[str, Any], limit: int | None,
+               data_root: str | None) -> tuple:
+    return (id(provider), name, split, cfg["size"], cfg["channels"], limit, data_root)
+
+
 def load_split(provider: Any, name: str, split: str, cfg: dict[str, Any], limit: int | None = None,
-               data_root: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``limit`` items of ``name``/``split`` (all when None), cached for this process."""
+               data_root: str | None = None, cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``limit`` items of ``name``/``split`` (all when None), cached for this process.
+
+    ``cache=False`` loads without keeping the tensors (a cached copy is still returned when present).
+    """
     # First N rather than a random subset: the registered test splits are not stored in class order,
     # and generated domains build only the chunks that are asked for.
-    key = (id(provider), name, split, cfg["size"], cfg["channels"], limit, data_root)
-    if key not in _DATA_CACHE:
-        x, y = provider.load_domain(name, split=split, size=cfg["size"], channels=cfg["channels"],
-                                    limit=limit, data_root=data_root)
-        _DATA_CACHE[key] = (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64))
-    return _DATA_CACHE[key]
+    key = _cache_key(provider, name, split, cfg, limit, data_root)
+    if key in _DATA_CACHE:
+        return _DATA_CACHE[key]
+    x, y = provider.load_domain(name, split=split, size=cfg["size"], channels=cfg["channels"],
+                                limit=limit, data_root=data_root)
+    pair = (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64))
+    if cache:
+        _DATA_CACHE[key] = pair
+    return pair
+
+
+def keep_split(provider: Any, name: str, split: str, cfg: dict[str, Any], limit: int | None,
+               data_root: str | None, pair: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Cache a split loaded with ``cache=False`` (once it passed its checks) for the runs of this process."""
+    _DATA_CACHE[_cache_key(provider, name, split, cfg, limit, data_root)] = pair
 
 
 @torch.no_grad()
@@ -66,7 +103,7 @@ def run_one(arch: str, method: str, seed: int, cfg: dict[str, Any], provider: An
         torch.set_num_threads(threads)
     rec["threads"] = torch.get_num_threads()
     try:
-        _train_and_eval(rec, arch, method, int(seed), cfg, provider or default_provider(), data_root, progress)
+        _train_and_eval(rec, arch, method, int(seed), cfg, resolve_provider(provider), data_root, progress)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # a broken run must not kill the sweep; the reason is kept in the record
