@@ -8,7 +8,7 @@ import click
 
 from .errors import ArchsimError, UsageError, cli_group
 from .models.sources import SOURCES
-from .tokens import PROFILES
+from .tokens import DEFAULT_PROFILE, PROFILES
 from .zoo.store import ZOOS
 
 # Kept here, not imported from the modules that use them, so `archsim --help` stays light.
@@ -83,8 +83,9 @@ def _describe(seq) -> str:
 @cli.command()
 @click.argument("a")
 @click.argument("b")
-@click.option("--profile", type=click.Choice(PROFILES), default="torch", show_default=True,
-              help="torch: every layer call; keras: activations folded, dropout/identity/flatten dropped.")
+@click.option("--profile", type=click.Choice(PROFILES), default=DEFAULT_PROFILE, show_default=True,
+              help="ops: every tensor operation (module or functional); torch: every leaf-module call; "
+                   "keras: torch folded the way Keras lists layers.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the diff.")
 @click.option("--matrix", is_flag=True, help="Also print the DP matrix (traceback cells marked *).")
 @click.option("--tokens", "as_tokens", is_flag=True, help="A and B are literal one-letter token strings.")
@@ -182,7 +183,7 @@ def tokens(model, profile, input_size, as_json):
 @click.option("--zoo", type=click.Choice(ZOOS), default="all", show_default=True)
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
               help="How many neighbours to show (at least 1).")
-@click.option("--profile", type=click.Choice(PROFILES), default="torch", show_default=True)
+@click.option("--profile", type=click.Choice(PROFILES), default=DEFAULT_PROFILE, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the neighbours as JSON.")
 def nearest(model, zoo, k, profile, as_json):
     """The K zoo architectures most similar to MODEL (a name or path/to/file.py:factory)."""
@@ -251,7 +252,7 @@ def zoo_info():
               help="similarity: NW matches / alignment length; correlation: Pearson correlation of its rows.")
 @click.option("--cluster", is_flag=True, help="Order rows/columns by hierarchical clustering.")
 @click.option("--profile", type=click.Choice(PROFILES), default=None,
-              help="Tokenize every model this way (default: torch, or each preset entry's own profile).")
+              help="Tokenize every model this way (default: ops for MODELS and --zoo, each entry's own profile for --preset).")
 @click.option("-o", "--output", "outdir", default=".", show_default=True,
               help="Directory for the CSV and heatmap (checked before any work).")
 @click.option("--no-cache", is_flag=True, help="Extract afresh instead of using the token cache.")
@@ -269,7 +270,7 @@ def matrix(models, preset_name, metric, cluster, profile, outdir, no_cache, zoo_
         if models or preset_name:
             raise UsageError("give MODEL names, --preset NAME or --zoo, not several")
         from .zoo.matrix import write_zoo_matrix
-        for p in write_zoo_matrix(zoo_name, Path(outdir), profile or "torch", executor, scheduler):
+        for p in write_zoo_matrix(zoo_name, Path(outdir), profile or DEFAULT_PROFILE, executor, scheduler):
             click.echo(f"wrote {p}")
         return
     if bool(models) == bool(preset_name):

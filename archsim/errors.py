@@ -67,8 +67,12 @@ class UsageError(ArchsimError, ValueError):
     exit_code = 2
 
 
-class UnknownNameError(ArchsimError, LookupError, ValueError):
-    """A name no registry knows (model, preset, profile, zoo ...), with did-you-mean; exit code 2."""
+class UnknownName(LookupError, ValueError):
+    """What every unknown-name error of both tools is: the kind, the name, the choices, did-you-mean.
+
+    Each tool's error (``UnknownNameError`` here, ``neurn.errors.UnknownName``) mixes this with
+    its own base, so one ``except LookupError`` catches both and the CLI exits with 2.
+    """
 
     exit_code = 2
 
@@ -76,6 +80,12 @@ class UnknownNameError(ArchsimError, LookupError, ValueError):
         self.kind, self.name, self.choices = kind, name, list(choices)
         self.suggestions = did_you_mean(name if query is None else query, self.choices)
         super().__init__(unknown_message(kind, name, self.choices, hint, query))
+
+
+class UnknownNameError(ArchsimError, UnknownName):
+    """A name no registry knows (model, preset, profile, zoo ...), with did-you-mean; exit code 2."""
+
+    exit_code = 2
 
 
 class UnknownModelError(UnknownNameError):

@@ -8,7 +8,7 @@ import numpy as np
 from .alignment import PAPER, Scoring
 from .errors import ArchsimError, UnknownNameError, UsageError, shorten
 from .presets import PresetEntry
-from .tokens import PROFILES, LayerSeq
+from .tokens import DEFAULT_PROFILE, PROFILES, LayerSeq
 
 ModelItem = Union[str, PresetEntry, LayerSeq]
 
@@ -43,7 +43,7 @@ def _load_one(item: ModelItem, profile: str | None, cache: bool) -> LayerSeq:
     if isinstance(item, PresetEntry):
         seq = extract(item.model, profile=profile or item.profile, cache=cache)
     elif isinstance(item, str):
-        seq = extract(item, profile=profile or "torch", cache=cache)
+        seq = extract(item, profile=profile or DEFAULT_PROFILE, cache=cache)
     else:
         raise UsageError(f"cannot compare {type(item).__name__} {shorten(repr(item))}: give a model name, "
                            f"a PresetEntry or a LayerSeq")

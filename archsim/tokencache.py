@@ -12,7 +12,7 @@ from ._io import OutputError, atomic_write, cache_root, library_versions
 from .tokens import LayerSeq
 
 # Bump when the tokenizer changes what it emits, so old entries are rebuilt.
-TOKENIZER_VERSION = 1
+TOKENIZER_VERSION = 2  # 2: Identity/Flatten are never layers; the ops profile
 
 
 def cache_dir() -> Path:
@@ -75,7 +75,7 @@ def cached_extract(model: str, profile: str = "torch", input_size=None) -> Layer
     The cached entry keeps the extraction's warnings (a definition-order fallback); they are
     issued again as ``RuntimeWarning`` each time the entry is served.
     """
-    from .tracing import extract
+    from .tracing import trace
     key = cache_key(model, profile, input_size)
     seq = load(key)
     if seq is not None:
@@ -84,9 +84,13 @@ def cached_extract(model: str, profile: str = "torch", input_size=None) -> Layer
         for note in seq.warnings:
             warnings.warn(note, RuntimeWarning, stacklevel=3)
     else:
-        seq = extract(model, profile=profile, input_size=input_size)
+        # One forward pass gives every profile: cache them all, so the next profile is a hit too.
+        seqs = trace(model, input_size)
+        seqs["keras"] = seqs["torch"].with_profile("keras")
+        seq = seqs[profile]
         try:
-            store(key, seq)
+            for prof, s in seqs.items():
+                store(cache_key(model, prof, input_size), s)
         except (OSError, OutputError) as exc:  # a read-only cache dir must not stop the work
             warnings.warn(f"could not write the token cache ({exc})", RuntimeWarning)
     return seq

@@ -18,7 +18,17 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable, Iterator, Sequence
 
-PROFILES = ("torch", "keras")
+# torch: every leaf-module call; keras: those calls folded the way Keras lists layers;
+# ops: every architecture-defining tensor operation, module or functional (archsim.optrace).
+PROFILES = ("torch", "keras", "ops")
+# What compare / nearest / matrix use unless told: the profile under which the same architecture
+# from two libraries scores >= 0.95 (docs/equivalence.md).  `extract` and `tokens` keep `torch`,
+# the paper's leaf-module view; presets keep the profile of each entry.
+DEFAULT_PROFILE = "ops"
+# Placeholders, never layers, in every profile: nn.Identity computes nothing (timm puts one
+# wherever a block has no norm, activation or pooling), and Flatten only reshapes (torchvision
+# calls torch.flatten instead; the paper's Keras rule drops Flatten too).
+PLACEHOLDERS = frozenset({"Identity", "Flatten"})
 
 # One character per canonical token.  These codes are part of the public contract
 # (golden files, the paper's strings), so entries are only ever added, never changed.
@@ -38,6 +48,9 @@ LETTERS: dict[str, str] = {
     "Dropout1d": "1", "AlphaDropout": "!", "MaxPool1d": "o", "AvgPool1d": "v",
     "AdaptiveAvgPool1d": "@", "LayerScale": "y", "SelectAdaptivePool2d": "$",
     "StochasticDepth": "#", "Attention": "&",
+    # Added with the ops profile: residual adds, gating products, joins and other functional ops.
+    "Add": "=", "Mul": "*", "Cat": "%", "Split": "/", "MatMul": "~", "Mean": "f", "Pad": "0",
+    "RMSNorm": "2", "Hardtanh": "4", "Erf": "5",
 }
 
 # Other names of the same operation, folded onto one canonical token.
@@ -68,6 +81,9 @@ CLASSIFIER = frozenset({"Linear"})
 # the profiles refer to.  Their letters are assigned when this module is imported, in sorted
 # order, so they are the same in every process and no other token can take them.
 KNOWN: tuple[str, ...] = (
+    # ops-profile tokens without a fixed letter (archsim.optrace / archsim.onnxgraph)
+    "AdaptiveMaxPool1d", "AdaptiveMaxPool3d", "ConvTranspose1d", "ConvTranspose3d", "InstanceNorm1d",
+    "InstanceNorm3d", "LPPool2d",
     "Affine", "BlurPool2d", "CondConv2d", "Dct1d", "Downsample", "EvoNorm2dS0", "EvoNorm2dS0a",
     "FastAdaptiveAvgPool", "FilterResponseNormTlu2d", "Flat", "GammaAct", "Gemma4RotaryEmbedding2D",
     "Gemma4VisionPooler", "GlobalResponseNorm", "LSTM", "LayerScale2d", "LearnableAffineBlock",
@@ -204,6 +220,8 @@ def apply_profile(tokens: Sequence[str], paths: Sequence[str], profile: str) -> 
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     if profile == "torch":
         return tuple(tokens), tuple(paths)
+    if profile == "ops":
+        raise ValueError("the ops profile is recorded during the forward pass: extract(model, profile='ops')")
     kept: list[tuple[str, str]] = []
     for tok, path in zip(tokens, paths):
         if tok in DROPPED_BY_KERAS:
@@ -270,6 +288,9 @@ class LayerSeq:
         """This sequence under another profile (only from ``torch`` to ``keras``)."""
         if profile == self.profile:
             return self
+        if profile == "ops":
+            raise ValueError("the ops profile is recorded during the forward pass, not derived from another "
+                             "profile: extract(model, profile='ops')")
         if self.profile != "torch":
             raise ValueError("only a torch-profile sequence can be converted")
         toks, paths = apply_profile(self.tokens, self.paths, profile)

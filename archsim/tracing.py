@@ -7,7 +7,7 @@ import warnings
 from typing import Union
 
 from .errors import ArchsimError, UnknownNameError, UsageError, shorten
-from .tokens import PROFILES, LayerSeq, apply_profile, canonical
+from .tokens import PLACEHOLDERS, PROFILES, LayerSeq, apply_profile, canonical
 from .models import ModelSpec, get_model, is_factory_reference, load_factory
 
 ModelLike = Union[str, "torch.nn.Module"]  # noqa: F821
@@ -47,7 +47,8 @@ def _is_token_module(module) -> bool:
 
 
 def _token_modules(model):
-    return [(path, m) for path, m in model.named_modules() if path and _is_token_module(m)]
+    return [(path, m) for path, m in model.named_modules()
+            if path and _is_token_module(m) and token_name(m) not in PLACEHOLDERS]
 
 
 def _definition_order(model) -> tuple[list[str], list[str]]:
@@ -57,9 +58,15 @@ def _definition_order(model) -> tuple[list[str], list[str]]:
     return [token_name(m) for _, m in mods], [p for p, _ in mods]
 
 
-def _record_forward(model, input_size: tuple[int, ...]) -> tuple[list[str], list[str]]:
-    """Run one forward pass on the meta device and record every layer call in order."""
+def _record_forward(model, input_size: tuple[int, ...]) -> dict[str, tuple[list[str], list[str]]]:
+    """Run one forward pass on the meta device; record every layer call and every tensor op.
+
+    Returns ``{"torch": (tokens, paths), "ops": (tokens, paths)}``: the leaf-module calls in
+    execution order and the ``ops`` profile (:mod:`archsim.optrace`) of the same pass.
+    """
     import torch
+
+    from .optrace import OpRecorder
     if _has_lazy(model):
         # Lazy layers learn their shapes from a first real call: make it on a CPU copy.
         model = _materialized(model, input_size)
@@ -70,24 +77,27 @@ def _record_forward(model, input_size: tuple[int, ...]) -> tuple[list[str], list
         tok = token_name(m)
         handles.append(m.register_forward_pre_hook(lambda _m, _in, p=path, t=tok: calls.append((t, p))))
     was_training = model.training
+    rec = OpRecorder(model)
     try:
         model.eval()
         x = torch.zeros((1, *input_size), device="meta")
         with torch.no_grad(), torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if _on_meta(model):
-                model(x)
+                with rec:
+                    model(x)
             else:  # a user's materialized model: swap in meta tensors without copying it
                 state = {k: torch.empty_like(v, device="meta") for k, v in
                          list(model.named_parameters()) + list(model.named_buffers())}
-                torch.func.functional_call(model, state, (x,), strict=False)
+                with rec:
+                    torch.func.functional_call(model, state, (x,), strict=False)
     finally:
         model.train(was_training)
         for h in handles:
             h.remove()
-    if not calls:
+    if not calls and not rec.tokens:
         raise RuntimeError("the forward pass called no layer module")
-    return [t for t, _ in calls], [p for _, p in calls]
+    return {"torch": ([t for t, _ in calls], [p for _, p in calls]), "ops": (rec.tokens, rec.paths)}
 
 
 def _materialized(model, input_size):
@@ -156,14 +166,33 @@ def extract(model: ModelLike, profile: str = "torch", input_size: tuple[int, ...
     if profile not in PROFILES:
         raise UnknownNameError("profile", profile, PROFILES)
     input_size = _checked_size(input_size)
+    if isinstance(model, str) and model.startswith("onnx:"):
+        if profile != "ops":
+            raise UsageError(f"an ONNX graph has only the ops profile (it holds operations, not modules): "
+                             f"use --profile ops for {shorten(model)}")
+        from .onnxgraph import read_onnx
+        return read_onnx(model[len("onnx:"):], name=name)
     if cache and isinstance(model, str) and not is_factory_reference(model):
         from .tokencache import cached_extract
         return cached_extract(model, profile, input_size)
-    seq = _extract_torch(model, input_size, name)
-    return seq.with_profile(profile)
+    seqs = trace(model, input_size, name)
+    return seqs["ops"] if profile == "ops" else seqs["torch"].with_profile(profile)
 
 
-def _extract_torch(model: ModelLike, input_size, name: str | None) -> LayerSeq:
+def trace(model: ModelLike, input_size=None, name: str | None = None) -> dict[str, LayerSeq]:
+    """The ``torch`` and ``ops`` sequences of ``model`` from one meta-device forward pass.
+
+    Args:
+        model: a model name, ``file.py:factory``, ``pkg.mod:factory`` or an ``nn.Module``.
+        input_size: ``(C, H, W)`` of the dummy input (default: the model's own).
+        name: the sequences' name (default: the model's).
+
+    Returns:
+        ``{"torch": LayerSeq, "ops": LayerSeq}``; the ``keras`` profile derives from ``torch``.
+        When the forward pass fails, both fall back to the modules in definition order, with
+        a warning.
+    """
+    input_size = _checked_size(input_size)
     spec = None
     if isinstance(model, str):
         if is_factory_reference(model):
@@ -176,16 +205,18 @@ def _extract_torch(model: ModelLike, input_size, name: str | None) -> LayerSeq:
     size = tuple(input_size) if input_size is not None else _input_size_of(module, spec)
     order, notes = "execution", ()
     try:
-        tokens, paths = _record_forward(module, size)
+        got = _record_forward(module, size)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
         notes = (f"{shorten(name or label)}: forward pass on the meta device failed ({shorten(reason, 200)}); "
                  f"tokens are in definition order",)
         warnings.warn(notes[0], RuntimeWarning, stacklevel=3)
-        tokens, paths = _definition_order(module)
+        fallback = _definition_order(module)
+        got = {"torch": fallback, "ops": fallback}
         order = "definition"
-    return LayerSeq(name=name or label, tokens=tuple(tokens), paths=tuple(paths), profile="torch",
-                    order=order, source=source, input_size=size, warnings=notes)
+    return {profile: LayerSeq(name=name or label, tokens=tuple(tokens), paths=tuple(paths), profile=profile,
+                              order=order, source=source, input_size=size, warnings=notes)
+            for profile, (tokens, paths) in got.items()}
 
 
-__all__ = ["extract", "build", "token_name", "apply_profile"]
+__all__ = ["extract", "trace", "build", "token_name", "apply_profile"]

@@ -153,11 +153,11 @@ def zoo_models(count: int) -> list[str]:
     return [names[int(i)] for i in np.linspace(0, len(names) - 1, count)]
 
 
-def zoo_sequences(names: list[str]) -> tuple[list, float]:
+def zoo_sequences(names: list[str], profile: str = "torch") -> tuple[list, float]:
     """Token sequences via archsim's on-disk token cache (extracted on first use) and the seconds it took."""
     import archsim
     t0 = time.perf_counter()
-    seqs = [archsim.extract(n, cache=True) for n in names]
+    seqs = [archsim.extract(n, profile=profile, cache=True) for n in names]
     return seqs, time.perf_counter() - t0
 
 
@@ -173,8 +173,8 @@ def interleaved(engines: dict, repeat: int) -> tuple[dict, dict]:
     return times, results
 
 
-def zoo_comparison(args: argparse.Namespace) -> dict:
-    """Issue #6: every pair of real zoo sequences, all-pairs kernel vs per-pair parasail/Biopython."""
+def zoo_comparison(args: argparse.Namespace, profile: str = "torch") -> dict:
+    """Every pair of real zoo sequences (one profile), all-pairs kernel vs per-pair parasail/Biopython."""
     import numba
     import parasail
     from Bio.Align import PairwiseAligner
@@ -182,7 +182,7 @@ def zoo_comparison(args: argparse.Namespace) -> dict:
     from archsim.kernel import LANES, all_pairs, encode_many, padding_efficiency, triu_pairs
 
     names = zoo_models(args.models)
-    seqs, extract_s = zoo_sequences(names)
+    seqs, extract_s = zoo_sequences(names, profile)
     ids, vocab = encode_many(seqs)
     if len(vocab) > len(SYMBOLS):
         raise SystemExit(f"{len(vocab)} distinct tokens: more than the {len(SYMBOLS)} symbols mapped for parasail")
@@ -229,7 +229,7 @@ def zoo_comparison(args: argparse.Namespace) -> dict:
 
     gcups = {k: cells / t / 1e9 for k, t in times.items()}
     return {
-        "zoo_models": len(ids), "zoo_pairs": len(pairs), "zoo_cells": cells,
+        "profile": profile, "zoo_models": len(ids), "zoo_pairs": len(pairs), "zoo_cells": cells,
         "zoo_lengths": [int(lens.min()), int(np.median(lens)), int(lens.max())],
         "zoo_vocabulary": len(vocab), "zoo_extract_seconds": round(extract_s, 2),
         "lanes": LANES, "numba_threads_max": numba.config.NUMBA_NUM_THREADS,
@@ -252,7 +252,7 @@ def zoo_comparison(args: argparse.Namespace) -> dict:
 def print_zoo(z: dict) -> None:
     """Human-readable zoo comparison."""
     lo, med, hi = z["zoo_lengths"]
-    print(f"\nzoo: {z['zoo_models']} models (lengths {lo}/{med}/{hi} min/median/max, {z['zoo_vocabulary']} token "
+    print(f"\nzoo, {z['profile']} profile: {z['zoo_models']} models (lengths {lo}/{med}/{hi} min/median/max, {z['zoo_vocabulary']} token "
           f"types), {z['zoo_pairs']} pairs, {z['zoo_cells'] / 1e6:.1f} M cells; scores equal across engines")
     print(f"{'engine':<32} {'seconds':>9} {'GCUPS':>8}")
     labels = {"archsim_1t": "archsim all_pairs, 1 thread", "archsim_2t": "archsim all_pairs, 2 threads",
@@ -281,17 +281,20 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--models", type=int, default=89, help="zoo size (sequences from archsim's token cache)")
     p.add_argument("--repeat", type=int, default=3, help="timed runs per zoo engine (best is kept)")
     p.add_argument("--no-random", action="store_true", help="skip the random-pairs comparison")
+    p.add_argument("--profiles", default="torch,ops", help="profiles of the zoo sequences, comma-separated")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
 
     result: dict = {}
     if not args.no_random:
         result["random"] = random_comparison(args)
-    result.update(zoo_comparison(args))
+    for profile in [x.strip() for x in args.profiles.split(",") if x.strip()]:
+        z = zoo_comparison(args, profile)
+        result[f"zoo_{profile}"] = z
+        if not args.json:
+            print_zoo(z)
     if args.json:
         print(json.dumps(result, indent=2))
-    else:
-        print_zoo(result)
     return result
 
 

@@ -5,9 +5,7 @@
 """
 from __future__ import annotations
 
-from typing import Sequence
-
-from archsim.errors import did_you_mean, unknown_message
+from archsim.errors import UnknownName as _UnknownName
 
 
 class NeurnError(Exception):
@@ -22,15 +20,10 @@ class InvalidArgument(NeurnError, ValueError):
     exit_code = 2
 
 
-class UnknownName(NeurnError, LookupError, ValueError):
+class UnknownName(NeurnError, _UnknownName):
     """A name no registry knows (domain, architecture, method, executor ...), with did-you-mean; exit code 2."""
 
     exit_code = 2
-
-    def __init__(self, kind: str, name: str, choices: Sequence[str] = (), hint: str = ""):
-        self.kind, self.name, self.choices = kind, name, list(choices)
-        self.suggestions = did_you_mean(name, self.choices)
-        super().__init__(unknown_message(kind, name, self.choices, hint))
 
 
 UnknownDomain = UnknownName  # the name neurn 0.1 used for unknown domains

@@ -18,12 +18,15 @@ def run(*args: str, **kw) -> subprocess.CompletedProcess:
 
 
 def test_compare_vgg16_vgg19_e2e():
-    r = run("compare", "vgg16", "vgg19")
+    r = run("compare", "vgg16", "vgg19", "--profile", "torch")
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "vgg16: 39 layers, torchvision, torch profile, execution order" in out
     assert "similarity 0.8667 (39 matches / 45 columns)" in out
     assert "gaps 6" in out
+    r = run("compare", "vgg16", "vgg19")  # the default profile is ops (no Dropout: eval-time no-op)
+    assert r.returncode == 0 and "vgg16: 37 layers, torchvision, ops profile" in r.stdout
+    assert "similarity 0.8605 (37 matches / 43 columns)" in r.stdout
     # the inserted layers are listed with their module paths
     assert any(line.startswith("+") and "Conv2d" in line and "features.10" in line for line in out.splitlines())
 

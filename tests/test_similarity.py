@@ -131,7 +131,7 @@ def test_errors_are_one_line_archsim_errors():
 def test_corrupted_cache_file_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSIM_CACHE", str(tmp_path))
     first = similarity_matrix(["vgg11", "vgg13"])
-    (path,) = tmp_path.glob("vgg13-torch-*.json")
+    (path,) = tmp_path.glob("vgg13-ops-*.json")
     path.write_bytes(b"\x00garbage{")
     with pytest.warns(RuntimeWarning, match="rebuilding"):
         again = similarity_matrix(["vgg11", "vgg13"])

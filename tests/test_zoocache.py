@@ -136,7 +136,9 @@ DAMAGE = {
     "bad input size": lambda d: _first(d).update(i=[3, 0]),
     "missing field": lambda d: _first(d).pop("p"),
     "failed not a list": lambda d: d.update(failed={"x": 1}),
-    "format": lambda d: d.update(format=2),
+    "format": lambda d: d.update(format=1),  # a zoo from before the ops profile
+    "ops token id out of range": lambda d: _first(d)["x"].__setitem__(0, len(d["vocab"])),
+    "ops paths shorter than ops tokens": lambda d: _first(d)["q"].pop(),
     "every field missing": lambda d: (d.clear(), d.update(x=1)) and None,
 }
 
@@ -207,7 +209,7 @@ def test_any_damage_is_a_data_error_or_a_usable_zoo(small_zoo, tmp_path, data):
 def test_damaged_user_zoo_falls_back_to_the_shipped_one_with_a_warning(tmp_path, monkeypatch):
     bad = tmp_path / "user" / "zoo.json.gz"
     bad.parent.mkdir()
-    bad.write_bytes(gzip.compress(b'{"format": 1, "models": []}'))
+    bad.write_bytes(gzip.compress(b'{"format": 2, "models": []}'))
     monkeypatch.setattr(zoocache, "user_zoo_path", lambda: bad)
     zoocache.load_zoo.cache_clear()
     try:
@@ -226,7 +228,7 @@ def test_damaged_user_zoo_falls_back_to_the_shipped_one_with_a_warning(tmp_path,
 @pytest.mark.parametrize("where", ["shipped", "explicit"])
 def test_damaged_shipped_zoo_is_an_error_not_an_empty_table(tmp_path, monkeypatch, where):
     bad = tmp_path / "zoo.json.gz"
-    bad.write_bytes(gzip.compress(json.dumps({"format": 1, "versions": {}, "vocab": [], "models": [],
+    bad.write_bytes(gzip.compress(json.dumps({"format": 2, "versions": {}, "vocab": [], "models": [],
                                               "failed": []}).encode()))
     zoocache.load_zoo.cache_clear()
     try:
@@ -253,8 +255,8 @@ def test_damaged_shipped_zoo_is_an_error_not_an_empty_table(tmp_path, monkeypatc
 
 def _fake_record(name: str) -> dict:
     return {"name": name, "ok": True, "tokens": ["Conv2d", "ReLU", "Linear"], "paths": ["c", "r", "l"],
-            "keras": [0, 2], "order": "execution", "source": "torchvision", "input_size": [3, 224, 224],
-            "reason": ""}
+            "keras": [0, 2], "ops": ["Conv2d", "ReLU", "Linear"], "ops_paths": ["c", "r", "l"],
+            "order": "execution", "source": "torchvision", "input_size": [3, 224, 224], "reason": ""}
 
 
 def _ckpt(out):
@@ -341,7 +343,8 @@ tag, path = sys.argv[1], Path(sys.argv[2])
 with Checkpoint(path) as log:
     for i in range(150):  # ~40 kB lines: more than one pipe/buffer page each
         log.append({"name": f"tv:{tag}{i}", "ok": True, "tokens": ["Conv2d"] * 2000,
-                    "paths": ["features.%d" % j for j in range(2000)], "keras": [0], "order": "execution",
+                    "paths": ["features.%d" % j for j in range(2000)], "keras": [0], "ops": [], "ops_paths": [],
+                    "order": "execution",
                     "source": "torchvision", "input_size": [3, 224, 224], "reason": ""})
 """
 

@@ -63,10 +63,10 @@ def test_nearest_cli_json_and_zoo_matrix_cli(tmp_path):
     r = subprocess.run([exe, "matrix", "--zoo", "torchvision", "-o", str(tmp_path)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    sim = np.load(tmp_path / "zoo_torchvision_torch_similarity.npy")
-    names = (tmp_path / "zoo_torchvision_torch_similarity_names.txt").read_text().split()
+    sim = np.load(tmp_path / "zoo_torchvision_ops_similarity.npy")
+    names = (tmp_path / "zoo_torchvision_ops_similarity_names.txt").read_text().split()
     assert sim.shape == (len(names), len(names)) == (80, 80)
-    assert (tmp_path / "zoo_torchvision_torch_similarity.png").stat().st_size > 10_000
+    assert (tmp_path / "zoo_torchvision_ops_similarity.png").stat().st_size > 10_000
 
 
 def test_nearest_k_must_be_at_least_one():
@@ -126,10 +126,10 @@ def test_zoo_matrix_bad_output_fails_before_computing(tmp_path, monkeypatch):
     monkeypatch.setattr(zm, "similarity_array", lambda *a, **k: pytest.fail("the matrix was computed"))
     afile = tmp_path / "afile"
     afile.write_text("x")
-    (tmp_path / "out" / "zoo_torchvision_torch_similarity.png").mkdir(parents=True)
-    (tmp_path / "out" / "zoo_torchvision_torch_similarity.npy").write_bytes(b"old")
+    (tmp_path / "out" / "zoo_torchvision_ops_similarity.png").mkdir(parents=True)
+    (tmp_path / "out" / "zoo_torchvision_ops_similarity.npy").write_bytes(b"old")
     for out in (afile, afile / "sub", "/proc", tmp_path / "out"):
         res = CliRunner().invoke(cli, ["matrix", "--zoo", "torchvision", "-o", str(out)])
         assert res.exit_code == 1, res.output
         assert res.stderr.startswith("archsim: error: ") and len(res.stderr.splitlines()) == 1
-    assert (tmp_path / "out" / "zoo_torchvision_torch_similarity.npy").read_bytes() == b"old"
+    assert (tmp_path / "out" / "zoo_torchvision_ops_similarity.npy").read_bytes() == b"old"

@@ -20,6 +20,9 @@ from ..tokens import apply_profile
 from .store import FORMAT, ORDERS, PACKAGED, ZOOS, load_zoo, user_zoo_path
 
 
+_PER_WORKER = 60  # models per worker process before a fresh one takes over
+
+
 def zoo_names(zoo: str = "all") -> list[str]:
     """Qualified names (``tv:NAME``, ``timm:NAME``) of the models a zoo cache covers."""
     if zoo not in ZOOS:
@@ -38,21 +41,23 @@ def extract_record(name: str) -> dict:
     """Extract one model for the zoo cache; never raises (failures become a record with a reason)."""
     import torch
     torch.set_num_threads(1)
-    from ..tracing import extract
+    from ..tracing import trace
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            seq = extract(name)
+            seqs = trace(name)  # one forward pass: the torch and ops profiles together
     except Exception as exc:  # a model that cannot even be built: keep the reason
         return {"name": name, "ok": False, "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+    seq, ops = seqs["torch"], seqs["ops"]
     _, keras_paths = apply_profile(seq.tokens, range(len(seq)), "keras")
     return {"name": name, "ok": True, "tokens": list(seq.tokens), "paths": list(seq.paths),
-            "keras": list(keras_paths), "order": seq.order, "source": seq.source,
+            "keras": list(keras_paths), "ops": list(ops.tokens), "ops_paths": list(ops.paths),
+            "order": seq.order, "source": seq.source,
             "input_size": list(seq.input_size), "reason": seq.warnings[0] if seq.warnings else ""}
 
 
-_RECORD_FIELDS = {"tokens": list, "paths": list, "keras": list, "order": str, "source": str,
-                  "input_size": list, "reason": str}
+_RECORD_FIELDS = {"tokens": list, "paths": list, "keras": list, "ops": list, "ops_paths": list, "order": str,
+                  "source": str, "input_size": list, "reason": str}
 
 
 def _record_problem(rec) -> str | None:
@@ -69,6 +74,11 @@ def _record_problem(rec) -> str | None:
         return "tokens and paths must be text"
     if len(paths) != len(toks):
         return "not one path per token"
+    ops, ops_paths = rec["ops"], rec["ops_paths"]
+    if not all(isinstance(t, str) for t in ops) or not all(isinstance(p, str) for p in ops_paths):
+        return "ops tokens and paths must be text"
+    if len(ops_paths) != len(ops):
+        return "not one path per ops token"
     if not all(type(i) is int and 0 <= i < len(toks) for i in keras) or any(a >= b for a, b in zip(keras, keras[1:])):
         return "keras indices are not increasing positions in the tokens"
     if rec["order"] not in ORDERS:
@@ -209,9 +219,10 @@ def build_zoo(out: Path | None = None, workers: int = 1, zoo: str = "all", names
         pending = [n for n in todo if n not in done]
         with tqdm(total=len(todo), initial=len(todo) - len(pending), desc="zoo build", unit="model",
                   disable=not progress) as bar:
-            def keep(rec: dict) -> None:
+            def keep(rec: dict, persist: bool = True) -> None:
                 done[rec["name"]] = rec
-                log.append(rec)
+                if persist:
+                    log.append(rec)
                 bar.update()
                 bar.set_postfix_str(rec["name"][-30:])
             if workers == 1:
@@ -219,25 +230,30 @@ def build_zoo(out: Path | None = None, workers: int = 1, zoo: str = "all", names
                     keep(extract_record(n))
             else:
                 import multiprocessing as mp
-                # A fresh interpreter per few dozen models keeps memory from creeping up.
-                with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), max_tasks_per_child=40) as pool:
-                    futs = {pool.submit(extract_record, n): n for n in pending}
-                    for f in as_completed(futs):
-                        try:
-                            keep(f.result())
-                        except Exception as exc:  # a worker that died (e.g. out of memory)
-                            keep({"name": futs[f], "ok": False,
-                                  "reason": f"worker died: {type(exc).__name__}: {exc}"})
+                # A fresh pool of interpreters per round keeps memory from creeping up.  (Not
+                # max_tasks_per_child: on Python 3.11 the executor hangs when it replaces a worker.)
+                for start in range(0, len(pending), workers * _PER_WORKER):
+                    chunk = pending[start:start + workers * _PER_WORKER]
+                    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                        futs = {pool.submit(extract_record, n): n for n in chunk}
+                        for f in as_completed(futs):
+                            try:
+                                keep(f.result())
+                            except Exception as exc:  # a worker that died (e.g. out of memory)
+                                # Not checkpointed: the next build tries these models again.
+                                keep({"name": futs[f], "ok": False,
+                                      "reason": f"worker died: {type(exc).__name__}: {exc}"}, persist=False)
         records = [done[n] for n in todo]
         if not any(r["ok"] for r in records):
             reasons = "; ".join(f"{shorten(r['name'], 40)}: {shorten(r['reason'], 80)}" for r in records[:3])
             raise ArchsimError(f"no model could be extracted ({reasons}); {out} was not written")
-        vocab = sorted({t for r in records if r["ok"] for t in r["tokens"]})
+        vocab = sorted({t for r in records if r["ok"] for t in (*r["tokens"], *r["ops"])})
         idx = {t: i for i, t in enumerate(vocab)}
         models = {}
         for r in records:
             if r["ok"]:
                 models[r["name"]] = {"t": [idx[t] for t in r["tokens"]], "p": r["paths"], "k": r["keras"],
+                                     "x": [idx[t] for t in r["ops"]], "q": r["ops_paths"],
                                      "o": r["order"], "s": r["source"], "i": r["input_size"], "r": r["reason"]}
         failed = [{"name": r["name"], "reason": r["reason"]} for r in records if not r["ok"]]
         doc = {"format": FORMAT, "versions": versions, "vocab": vocab, "models": models, "failed": failed}

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..alignment import PAPER, Scoring
 from ..errors import ArchsimError, UnknownNameError
-from ..tokens import LayerSeq
+from ..tokens import DEFAULT_PROFILE, LayerSeq
 
 EXECUTORS = ("local", "dask")
 
@@ -65,7 +65,7 @@ def similarity_array(seqs: Sequence[LayerSeq], scoring: Scoring = PAPER, executo
     return out
 
 
-def write_zoo_matrix(zoo: str, outdir, profile: str = "torch", executor: str = "local",
+def write_zoo_matrix(zoo: str, outdir, profile: str = DEFAULT_PROFILE, executor: str = "local",
                      scheduler: str | None = None) -> list:
     """Compute the zoo's similarity matrix; write ``.npy`` (float32), names and a clustered overview PNG.
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..alignment import PAPER, Scoring
 from ..errors import UnknownNameError, UsageError, shorten
-from ..tokens import PROFILES, LayerSeq
+from ..tokens import DEFAULT_PROFILE, PROFILES, LayerSeq
 
 # The sources whose models the zoo caches (``LayerSeq.source`` -> zoo name prefix).
 _ZOO_PREFIX = {"torchvision": "tv", "timm": "timm"}
@@ -33,7 +33,7 @@ def _zoo_identity(query: LayerSeq, names) -> set[str]:
     return {n for n in (f"{prefix}:{query.name}", query.name) if n in names}
 
 
-def nearest(model, zoo: str = "all", k: int = 10, profile: str = "torch",
+def nearest(model, zoo: str = "all", k: int = 10, profile: str | None = None,
             scoring: Scoring = PAPER) -> list[dict]:
     """The ``k`` zoo models most similar to ``model``.
 
@@ -41,7 +41,7 @@ def nearest(model, zoo: str = "all", k: int = 10, profile: str = "torch",
         model: a model name, ``file.py:factory``, an ``nn.Module`` or a ``LayerSeq``.
         zoo: ``torchvision``, ``timm`` or ``all``.
         k: how many neighbours (at least 1).
-        profile: ``torch`` or ``keras`` tokenization.
+        profile: ``ops``, ``torch`` or ``keras`` (default: a ``LayerSeq``'s own profile, else ``ops``).
         scoring: alignment scores.
 
     Returns:
@@ -54,6 +54,8 @@ def nearest(model, zoo: str = "all", k: int = 10, profile: str = "torch",
         raise UsageError(f"k must be a whole number ≥ 1, got {shorten(repr(k), 30)}")
     if zoo not in ZOOS:
         raise UnknownNameError("zoo", zoo, ZOOS)
+    if profile is None:
+        profile = model.profile if isinstance(model, LayerSeq) else DEFAULT_PROFILE
     if profile not in PROFILES:
         raise UnknownNameError("profile", profile, PROFILES)
     z = load_zoo()

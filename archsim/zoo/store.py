@@ -18,7 +18,7 @@ from .._io import cache_root, library_versions
 from ..errors import ArchsimError, DataError, UnknownNameError, shorten
 from ..tokens import PROFILES, LayerSeq
 
-FORMAT = 1
+FORMAT = 2  # 2: the ops profile (x: token ids, q: paths)
 PACKAGED = Path(__file__).parent / "data" / "zoo.json.gz"
 ZOOS = ("torchvision", "timm", "all")
 ORDERS = ("execution", "definition")
@@ -56,6 +56,9 @@ class Zoo:
         if profile == "keras":
             toks = tuple(toks[i] for i in m["k"])
             paths = tuple(paths[i] for i in m["k"])
+        elif profile == "ops":
+            toks = tuple(self.vocab[i] for i in m["x"])
+            paths = tuple(m["q"])
         elif profile != "torch":
             raise UnknownNameError("profile", profile, PROFILES)
         return LayerSeq(name=name, tokens=toks, paths=paths, profile=profile, order=m["o"], source=m["s"],
@@ -109,13 +112,15 @@ def validate(doc) -> None:
     models = doc.get("models")
     _check(models not in ({}, [], None), "'models' is empty")
     _check(isinstance(models, dict), "'models' is not an object of name: record")
-    keys = {"t", "p", "k", "o", "s", "i", "r"}
+    keys = {"t", "p", "k", "x", "q", "o", "s", "i", "r"}
     for name, m in models.items():
         where = f"model {shorten(name, 50)!r}"
         _check(isinstance(m, dict) and keys <= set(m), f"{where} lacks one of the fields {', '.join(sorted(keys))}")
         t, k = m["t"], m["k"]
         _check(_ints_below(t, len(vocab)), f"{where}: token ids are not integers in 0..{len(vocab) - 1}")
         _check(_strings(m["p"]) and len(m["p"]) == len(t), f"{where}: not one module path per token")
+        _check(_ints_below(m["x"], len(vocab)), f"{where}: ops token ids are not integers in 0..{len(vocab) - 1}")
+        _check(_strings(m["q"]) and len(m["q"]) == len(m["x"]), f"{where}: not one module path per ops token")
         _check(_ints_below(k, len(t)) and all(a < b for a, b in zip(k, k[1:])),
                f"{where}: keras indices are not increasing positions in its {len(t)} tokens")
         _check(m["o"] in ORDERS, f"{where}: order {shorten(repr(m['o']), 30)} is not one of {', '.join(ORDERS)}")

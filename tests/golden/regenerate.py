@@ -12,7 +12,20 @@ GOLDEN = [
     ("efficientnet_b0", "torch"), ("regnet_x_400mf", "torch"), ("vit_b_16", "torch"),
     ("inception_v3", "torch"), ("timm:resnet50d", "torch"), ("timm:vit_tiny_patch16_224", "torch"),
     ("timm:efficientnet_b0", "keras"), ("timm:convnext_tiny", "torch"), ("squeezenet1_0", "torch"),
+    # ops: what the network computes (CNN, NAS-derived, ViT, segmentation; torchvision and timm)
+    *((m, "ops") for m in (
+        "vgg11", "resnet50", "densenet121", "mobilenet_v2", "mnasnet1_0", "efficientnet_b0", "regnet_x_400mf",
+        "vit_b_16", "inception_v3", "squeezenet1_0", "timm:resnet50d", "timm:vit_tiny_patch16_224",
+        "timm:convnext_tiny", "lraspp_mobilenet_v3_large", "archsim:unet")),
 ]
+
+
+def extract_all(model: str) -> dict:
+    """Every profile of ``model`` from one forward pass (as the token cache does)."""
+    from archsim.tracing import trace
+    seqs = trace(model)
+    seqs["keras"] = seqs["torch"].with_profile("keras")
+    return seqs
 
 
 def golden_path(model: str, profile: str) -> Path:
@@ -28,11 +41,12 @@ def render(seq) -> str:
 
 
 def main() -> int:
-    from archsim.tracing import extract
-    for model, profile in GOLDEN:
-        path = golden_path(model, profile)
-        path.write_text(render(extract(model, profile=profile)), encoding="utf-8")
-        print(f"wrote {path}")
+    for model in dict.fromkeys(m for m, _ in GOLDEN):
+        seqs = extract_all(model)
+        for profile in (p for m, p in GOLDEN if m == model):
+            path = golden_path(model, profile)
+            path.write_text(render(seqs[profile]), encoding="utf-8")
+            print(f"wrote {path}")
     return 0
 
 
