@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test install golden clean
+.PHONY: demo test install golden keras-data clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test: $(STAMP)
 # Regenerate tests/golden/*.txt after an intentional tokenizer change; review the diff.
 golden: $(STAMP)
 	$(PY) tests/golden/regenerate.py
+
+# Rebuild archsim/models/data/keras.json.gz (the keras: sequences shipped so figures need no Keras).
+keras-data: $(STAMP)
+	$(PY) -m archsim.models.keras_source
 
 clean:
 	rm -rf $(VENV) build *.egg-info

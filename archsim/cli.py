@@ -13,6 +13,7 @@ from .zoo.store import ZOOS
 
 # Kept here, not imported from the modules that use them, so `archsim --help` stays light.
 EXECUTORS = ("local", "dask")
+CMAPS = ("rocket", "diverging", "viridis", "magma", "mako")  # archsim.plot.CMAPS (a test keeps them equal)
 METRICS = ("similarity", "correlation")
 
 
@@ -85,7 +86,8 @@ def _describe(seq) -> str:
 @click.argument("b")
 @click.option("--profile", type=click.Choice(PROFILES), default=DEFAULT_PROFILE, show_default=True,
               help="ops: every tensor operation (module or functional); torch: every leaf-module call; "
-                   "keras: torch folded the way Keras lists layers.")
+                   "keras: a keras: model's own layer list; keras-like: a PyTorch model folded the way Keras "
+                   "lists layers.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the diff.")
 @click.option("--matrix", is_flag=True, help="Also print the DP matrix (traceback cells marked *).")
 @click.option("--tokens", "as_tokens", is_flag=True, help="A and B are literal one-letter token strings.")
@@ -230,15 +232,15 @@ def zoo_info():
     """Where the zoo cache is, what built it and which models are not in execution order."""
     from .zoo.store import load_zoo
     z = load_zoo()
-    n_def = sum(1 for m in z.models.values() if m["o"] != "execution")
+    n_def = sum(1 for m in z.models.values() if m["o"] == "definition")
     click.echo(f"{z.path}\n{len(z.models)} models ({len(z.names('torchvision'))} torchvision, "
-               f"{len(z.names('timm'))} timm), {len(z.vocab)} token types")
+               f"{len(z.names('timm'))} timm, {len(z.names('keras'))} keras), {len(z.vocab)} token types")
     click.echo("built with " + ", ".join(f"{k} {v}" for k, v in z.versions.items()))
     click.echo(f"{n_def} in definition order, {len(z.failed)} not extractable")
     for f in z.failed:
         click.echo(f"  failed: {f['name']}: {f['reason']}")
     for n, m in z.models.items():
-        if m["o"] != "execution":
+        if m["o"] == "definition":
             click.echo(f"  definition order: {n}: {m['r']}")
     msg = z.version_mismatch()
     if msg:
@@ -310,7 +312,11 @@ def matrix(models, preset_name, metric, cluster, profile, outdir, no_cache, zoo_
 @click.option("-o", "--output", "outdir", default="figures", show_default=True,
               help="Directory for the panels (checked before any work).")
 @click.option("--no-cache", is_flag=True, help="Extract afresh instead of using the token cache.")
-def figures(outdir, no_cache):
+@click.option("--preset", "preset_name", default="paper44", show_default=True,
+              help="The model list (paper44: the paper's Keras and PyTorch lists; paper44-torch: PyTorch only).")
+@click.option("--cmap", type=click.Choice(CMAPS), default="rocket", show_default=True,
+              help="Colormap of panel (a): rocket (purple lowest, skin highest, as in the paper) or diverging.")
+def figures(outdir, no_cache, preset_name, cmap):
     """Regenerate every panel of the paper's Figure 6 (paper44 heatmaps, VGG zoom, DP matrices)."""
     import time
     t0 = time.perf_counter()
@@ -318,7 +324,7 @@ def figures(outdir, no_cache):
     matplotlib.use("Agg")
 
     from .figures import figure6
-    paths = figure6(outdir, cache=not no_cache)
+    paths = figure6(outdir, preset_name=preset_name, cache=not no_cache, cmap=cmap)
     for p in paths:
         click.echo(f"wrote {p}")
     click.echo(f"{len(paths)} files in {time.perf_counter() - t0:.1f} s", err=True)

@@ -34,6 +34,19 @@ EQUIVALENT: tuple[tuple[str, str, str], ...] = (
     ("tv:vgg16", "timm:vgg16", "timm's VGG replaces the first two Linear layers of the classifier by a "
      "ConvMlp (`pre_logits`: 7×7 and 1×1 convolutions) and pools after it: a real difference"),
     ("tv:vgg11_bn", "timm:vgg11_bn", "as vgg16: timm's ConvMlp head"),
+    # Keras (keras.applications on the torch backend) against PyTorch implementations
+    ("keras:ResNet50", "tv:resnet50", ""),
+    ("keras:ResNet101", "tv:resnet101", ""),
+    ("keras:DenseNet121", "tv:densenet121", ""),
+    ("keras:InceptionV3", "tv:inception_v3", ""),
+    ("keras:EfficientNetB0", "timm:tf_efficientnet_b0", ""),
+    ("keras:EfficientNetV2S", "tv:efficientnet_v2_s", ""),
+    ("keras:Xception", "timm:legacy_xception", ""),
+    ("keras:InceptionResNetV2", "timm:inception_resnet_v2", ""),
+    ("keras:NASNetLarge", "timm:nasnetalarge", ""),
+    ("keras:MobileNetV2", "tv:mobilenet_v2", ""),
+    ("keras:ConvNeXtTiny", "tv:convnext_tiny", ""),
+    ("keras:VGG16", "tv:vgg16", "Keras's classifier has no global pooling and ends in a softmax"),
 )
 # Pairs of different families (the first four share building blocks, the rest hardly any).
 DIFFERENT: tuple[tuple[str, str], ...] = (
@@ -77,7 +90,7 @@ def equivalence_table(profile: str = "ops", fresh: bool = False) -> list[Row]:
     """Score :data:`EQUIVALENT` and :data:`DIFFERENT` pairs under ``profile``.
 
     Args:
-        profile: ``ops``, ``torch`` or ``keras``.
+        profile: ``ops``, ``torch`` or ``keras-like``.
         fresh: extract the models (through the token cache) instead of reading the zoo cache.
 
     Returns:
@@ -114,9 +127,9 @@ def markdown(rows_by_profile: dict[str, list[Row]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the equivalence table for every profile (from the zoo cache)."""
-    from .tokens import PROFILES
     argv = sys.argv[1:] if argv is None else argv
-    profiles = [argv[argv.index("--profile") + 1]] if "--profile" in argv else list(PROFILES)
+    # keras-like, not keras: a PyTorch model has no Keras layer list (a Keras model's is both)
+    profiles = [argv[argv.index("--profile") + 1]] if "--profile" in argv else ["torch", "keras-like", "ops"]
     sys.stdout.write(markdown({p: equivalence_table(p) for p in profiles}))
     return 0
 

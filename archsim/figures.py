@@ -51,8 +51,11 @@ def paper_alignments() -> list[Alignment]:
 
 
 def figure6(outdir: str | os.PathLike = "figures", preset_name: str = "paper44", cache: bool = True,
-            progress: bool | None = None) -> list[Path]:
+            progress: bool | None = None, cmap: str | None = None) -> list[Path]:
     """Regenerate every Figure 6 panel (and the matrices as CSV) into ``outdir``; returns the written paths.
+
+    Panel (a) uses ``cmap`` (default ``rocket``: purple lowest, skin highest, as the paper
+    describes it; ``diverging`` for the red/blue map centred on 0).
 
     The folder and every target file are checked before any model is loaded, and every panel is
     rendered in memory before the first file is replaced, so a bad ``outdir`` or a drawing error
@@ -80,9 +83,9 @@ def figure6(outdir: str | os.PathLike = "figures", preset_name: str = "paper44",
             plt.close(fig)
 
     n = len(corr)
-    render(heatmap(corr, title=f"(a) DNN architectural similarity: correlation similarity, {n} models"),
+    render(heatmap(corr, title=f"(a) DNN architectural similarity: correlation similarity, {n} models", cmap=cmap),
            "fig6a_correlation")
-    render(clustermap(corr, title=f"(a) correlation similarity, {n} models, hierarchically clustered"),
+    render(clustermap(corr, title=f"(a) correlation similarity, {n} models, hierarchically clustered", cmap=cmap),
            "fig6a_correlation_clustered")
     by_name = {s.name: s for s in seqs}
     if all(v in by_name for v in VGG_LABELS):

@@ -112,6 +112,8 @@ def op_tokens(func: Callable, args: tuple, kwargs: dict) -> tuple[str, ...]:
     if tok is not None:
         if tok == "Mean":
             return _mean_token(args, kwargs)
+        if tok == "Hardtanh" and _clip_range(args, kwargs) == (0.0, 6.0):
+            return ("ReLU6",)  # nn.ReLU6 is F.hardtanh(x, 0, 6)
         if tok in _BY_RANK:
             x = args[0] if args else kwargs.get("input")
             tok = _BY_RANK[tok].get(getattr(x, "ndim", 4), f"{tok}2d")
@@ -122,6 +124,12 @@ def op_tokens(func: Callable, args: tuple, kwargs: dict) -> tuple[str, ...]:
         if sum(isinstance(a, torch.Tensor) and a.ndim > 0 for a in operands) >= 2:
             return (tok,)
     return ()
+
+
+def _clip_range(args: tuple, kwargs: dict) -> tuple[float, float]:
+    lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
+    hi = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
+    return float(lo), float(hi)
 
 
 def _mean_token(args: tuple, kwargs: dict) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from ._io import OutputError, Payload, atomic_write, check_output_dir
 from .alignment import MATCH, Alignment
+from .errors import UnknownNameError
 from .tokens import letter
 
 FORMATS = ("png", "pdf")
@@ -83,18 +84,37 @@ def save_csv(df, path: str | os.PathLike) -> Path:
     return atomic_write(Path(path), csv_text(df))
 
 
-def _metric_style(df) -> dict:
+# Colormaps: the paper describes its correlation panel as "purple as the lowest and skin as the
+# highest", seaborn's sequential `rocket`; "diverging" is the red/blue map centred on 0.
+CMAPS = ("rocket", "diverging", "viridis", "magma", "mako")
+
+
+def _metric_style(df, cmap: str | None = None) -> dict:
+    if cmap not in (None, *CMAPS):
+        raise UnknownNameError("colormap", str(cmap), CMAPS)
     if df.attrs.get("metric") == "correlation":
-        return {"vmin": -1.0, "vmax": 1.0, "cmap": "RdBu_r", "center": 0.0, "label": "correlation similarity"}
-    return {"vmin": 0.0, "vmax": 1.0, "cmap": "viridis", "center": None, "label": "similarity index"}
+        label = "correlation similarity"
+        if cmap == "diverging":
+            return {"vmin": -1.0, "vmax": 1.0, "cmap": "RdBu_r", "center": 0.0, "label": label}
+        # A sequential map spends its colours on the values present (correlations are mostly > 0).
+        low = float(np.nanmin(df.to_numpy(dtype=float))) if df.size else -1.0
+        vmin = max(-1.0, np.floor(low * 10) / 10)
+        return {"vmin": vmin, "vmax": 1.0, "cmap": cmap or "rocket", "center": None, "label": label}
+    if cmap == "diverging":
+        return {"vmin": 0.0, "vmax": 1.0, "cmap": "RdBu_r", "center": 0.5, "label": "similarity index"}
+    return {"vmin": 0.0, "vmax": 1.0, "cmap": cmap or "viridis", "center": None, "label": "similarity index"}
 
 
-def heatmap(df, title: str | None = None, ax=None, annot: bool | None = None, cbar: bool = True):
-    """Heatmap of a similarity or correlation DataFrame; every row/column labelled (readable at 44)."""
+def heatmap(df, title: str | None = None, ax=None, annot: bool | None = None, cbar: bool = True,
+            cmap: str | None = None):
+    """Heatmap of a similarity or correlation DataFrame; every row/column labelled (readable at 44).
+
+    ``cmap``: one of :data:`CMAPS` (default: ``rocket`` for correlations, ``viridis`` for similarities).
+    """
     import seaborn as sns
     matplotlib, plt = _mpl()
     n = len(df)
-    st = _metric_style(df)
+    st = _metric_style(df, cmap)
     annot = n <= 12 if annot is None else annot
     with matplotlib.rc_context(_RC):
         if ax is None:
@@ -118,12 +138,12 @@ def heatmap(df, title: str | None = None, ax=None, annot: bool | None = None, cb
     return fig
 
 
-def clustermap(df, title: str | None = None):
-    """Hierarchically clustered heatmap with dendrograms (average linkage on 1 − value)."""
+def clustermap(df, title: str | None = None, cmap: str | None = None):
+    """Hierarchically clustered heatmap with dendrograms (average linkage on 1 − value); ``cmap`` as in heatmap."""
     import seaborn as sns
     from .matrices import linkage
     matplotlib, plt = _mpl()
-    st = _metric_style(df)
+    st = _metric_style(df, cmap)
     z = linkage(df)
     n = len(df)
     side = min(5.0 + 0.24 * n, 17.0)

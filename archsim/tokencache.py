@@ -12,7 +12,7 @@ from ._io import OutputError, atomic_write, cache_root, library_versions
 from .tokens import LayerSeq
 
 # Bump when the tokenizer changes what it emits, so old entries are rebuilt.
-TOKENIZER_VERSION = 2  # 2: Identity/Flatten are never layers; the ops profile
+TOKENIZER_VERSION = 3  # 2: Identity/Flatten never layers, the ops profile; 3: keras-like, ReLU6 in ops
 
 
 def cache_dir() -> Path:
@@ -86,8 +86,8 @@ def cached_extract(model: str, profile: str = "torch", input_size=None) -> Layer
     else:
         # One forward pass gives every profile: cache them all, so the next profile is a hit too.
         seqs = trace(model, input_size)
-        seqs["keras"] = seqs["torch"].with_profile("keras")
-        seq = seqs[profile]
+        seqs.setdefault("keras-like", seqs["torch"].with_profile("keras-like"))
+        seq = seqs[profile] if profile in seqs else seqs["torch"].with_profile(profile)
         try:
             for prof, s in seqs.items():
                 store(cache_key(model, prof, input_size), s)

@@ -18,9 +18,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable, Iterator, Sequence
 
-# torch: every leaf-module call; keras: those calls folded the way Keras lists layers;
+from .errors import UsageError
+
+# torch: every leaf-module call; keras: a Keras model's own layer list (the paper's rule);
+# keras-like: a PyTorch model's calls folded the way Keras lists layers (an approximation);
 # ops: every architecture-defining tensor operation, module or functional (archsim.optrace).
-PROFILES = ("torch", "keras", "ops")
+PROFILES = ("torch", "keras", "keras-like", "ops")
+NO_KERAS_LIST = ("a PyTorch model has no Keras layer list: use a keras: model (e.g. keras:VGG16) for the real one, "
+                 "or the keras-like profile (PyTorch layers folded the way Keras lists them, an approximation)")
 # What compare / nearest / matrix use unless told: the profile under which the same architecture
 # from two libraries scores >= 0.95 (docs/equivalence.md).  `extract` and `tokens` keep `torch`,
 # the paper's leaf-module view; presets keep the profile of each entry.
@@ -84,6 +89,9 @@ KNOWN: tuple[str, ...] = (
     # ops-profile tokens without a fixed letter (archsim.optrace / archsim.onnxgraph)
     "AdaptiveMaxPool1d", "AdaptiveMaxPool3d", "ConvTranspose1d", "ConvTranspose3d", "InstanceNorm1d",
     "InstanceNorm3d", "LPPool2d",
+    # Keras layer classes without a torch.nn twin (archsim.models.keras_source)
+    "Cropping2d", "CustomScaleLayer", "DepthwiseConv2d", "Normalization", "Rescaling", "Reshape",
+    "SeparableConv2d", "Activation",
     "Affine", "BlurPool2d", "CondConv2d", "Dct1d", "Downsample", "EvoNorm2dS0", "EvoNorm2dS0a",
     "FastAdaptiveAvgPool", "FilterResponseNormTlu2d", "Flat", "GammaAct", "Gemma4RotaryEmbedding2D",
     "Gemma4VisionPooler", "GlobalResponseNorm", "LSTM", "LayerScale2d", "LearnableAffineBlock",
@@ -222,6 +230,8 @@ def apply_profile(tokens: Sequence[str], paths: Sequence[str], profile: str) -> 
         return tuple(tokens), tuple(paths)
     if profile == "ops":
         raise ValueError("the ops profile is recorded during the forward pass: extract(model, profile='ops')")
+    if profile == "keras":
+        raise UsageError(NO_KERAS_LIST)
     kept: list[tuple[str, str]] = []
     for tok, path in zip(tokens, paths):
         if tok in DROPPED_BY_KERAS:
@@ -285,12 +295,16 @@ class LayerSeq:
         return out
 
     def with_profile(self, profile: str) -> "LayerSeq":
-        """This sequence under another profile (only from ``torch`` to ``keras``)."""
+        """This sequence under another profile (``torch`` to ``keras-like``; a Keras layer list is all three)."""
         if profile == self.profile:
             return self
         if profile == "ops":
             raise ValueError("the ops profile is recorded during the forward pass, not derived from another "
                              "profile: extract(model, profile='ops')")
+        if self.source == "keras" and {self.profile, profile} <= {"torch", "keras", "keras-like"}:
+            # A Keras model's layers are its modules and already Keras's list: one sequence, three names.
+            return LayerSeq(self.name, self.tokens, self.paths, profile, self.order, self.source,
+                            self.input_size, self.warnings)
         if self.profile != "torch":
             raise ValueError("only a torch-profile sequence can be converted")
         toks, paths = apply_profile(self.tokens, self.paths, profile)

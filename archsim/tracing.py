@@ -176,7 +176,7 @@ def extract(model: ModelLike, profile: str = "torch", input_size: tuple[int, ...
         from .tokencache import cached_extract
         return cached_extract(model, profile, input_size)
     seqs = trace(model, input_size, name)
-    return seqs["ops"] if profile == "ops" else seqs["torch"].with_profile(profile)
+    return seqs[profile] if profile in seqs else seqs["torch"].with_profile(profile)
 
 
 def trace(model: ModelLike, input_size=None, name: str | None = None) -> dict[str, LayerSeq]:
@@ -188,7 +188,8 @@ def trace(model: ModelLike, input_size=None, name: str | None = None) -> dict[st
         name: the sequences' name (default: the model's).
 
     Returns:
-        ``{"torch": LayerSeq, "ops": LayerSeq}``; the ``keras`` profile derives from ``torch``.
+        ``{"torch": LayerSeq, "ops": LayerSeq}``; the ``keras`` profile derives from ``torch``
+        (a ``keras:`` model also returns its real ``keras`` layer list).
         When the forward pass fails, both fall back to the modules in definition order, with
         a warning.
     """
@@ -199,6 +200,10 @@ def trace(model: ModelLike, input_size=None, name: str | None = None) -> dict[st
             module, source, label = load_factory(model), "custom", model.rpartition(":")[2]
         else:
             spec = get_model(model)
+            if spec.source == "keras":  # a Keras model: its layer list and layer graph, not a torch trace
+                from .models.keras_source import keras_sequences, shipped_sequences
+                return (shipped_sequences(spec.name, name or spec.name)
+                        or keras_sequences(spec.factory(), name or spec.name))
             module, source, label = build(spec), spec.source, spec.name
     else:
         module, source, label = model, "custom", type(model).__name__

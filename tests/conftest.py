@@ -13,6 +13,7 @@ from hypothesis import settings
 ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("KERAS_BACKEND", "torch")  # keras: models run on Keras 3's torch backend
 # The token cache survives between runs: its key holds the torch/torchvision/timm and tokenizer
 # versions, so a stale entry can never be served, and a warm cache saves minutes of extraction.
 # Never the user's own cache: tests must not depend on (or write to) it.

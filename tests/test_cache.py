@@ -25,11 +25,11 @@ def test_second_call_is_served_from_disk(fresh_cache, monkeypatch):
 
 
 def test_corrupt_entry_is_rebuilt(fresh_cache):
-    seq = cache.cached_extract("vgg11", "keras")
-    (path,) = fresh_cache.glob("vgg11-keras-*.json")
+    seq = cache.cached_extract("vgg11", "keras-like")
+    (path,) = fresh_cache.glob("vgg11-keras-like-*.json")
     path.write_text(path.read_text()[:50])  # truncated, as after a crash mid-write elsewhere
     with pytest.warns(RuntimeWarning, match="rebuilding"):
-        again = cache.cached_extract("vgg11", "keras")
+        again = cache.cached_extract("vgg11", "keras-like")
     assert again == seq
     assert json.loads(path.read_text())["payload"]["tokens"] == list(seq.tokens)
 

@@ -32,7 +32,7 @@ def test_compare_vgg16_vgg19_e2e():
 
 
 def test_compare_json_keras_profile():
-    r = run("compare", "vgg16", "vgg19", "--profile", "keras", "--json")
+    r = run("compare", "vgg16", "vgg19", "--profile", "keras-like", "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["score"] == 15 and d["matches"] == 21 and d["gaps"] == 3 and d["length"] == 24
@@ -73,7 +73,7 @@ def test_list_with_wildcards():
 
 
 def test_tokens_command():
-    r = run("tokens", "vgg16", "--profile", "keras")
+    r = run("tokens", "vgg16", "--profile", "keras-like")
     assert r.returncode == 0 and r.stdout.splitlines()[-1] == "CCMCCMCCCMCCCMCCCMLLL"
 
 

@@ -31,7 +31,7 @@ def test_matrix_of_models_writes_csv_png_pdf(tmp_path):
 
 def test_matrix_correlation_clustered_keras(tmp_path):
     res = _run("matrix", "vgg11", "vgg16", "vgg19", "vit_b_16", "--metric", "correlation", "--cluster",
-               "--profile", "keras", "-o", str(tmp_path))
+               "--profile", "keras-like", "-o", str(tmp_path))
     assert res.exit_code == 0, res.output
     df = pd.read_csv(tmp_path / "matrix_correlation_clustered.csv", index_col=0)
     assert sorted(df.index) == sorted(["vgg11", "vgg16", "vgg19", "vit_b_16"])

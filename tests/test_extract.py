@@ -29,14 +29,17 @@ def test_golden_tokens(model):
 
 def test_extract_and_trace_agree():
     seqs = extract_all("resnet18")
-    for profile in ("torch", "keras", "ops"):
+    for profile in ("torch", "keras-like", "ops"):
         assert extract("resnet18", profile=profile) == seqs[profile]
 
 
 def test_paper_facts():
     assert str(extract("vgg11")) == "CRMCRMCRCRMCRCRMCRCRMALRDLRDL"
-    assert str(extract("vgg16", profile="keras")) == "CCMCCMCCCMCCCMCCCMLLL"
-    assert str(extract("tv:vgg19", profile="keras")) == "CCMCCMCCCCMCCCCMCCCCMLLL"
+    assert str(extract("vgg16", profile="keras-like")) == "CCMCCMCCCMCCCMCCCMLLL"
+    assert str(extract("tv:vgg19", profile="keras-like")) == "CCMCCMCCCCMCCCCMCCCCMLLL"
+    # the real Keras lists read the paper's strings too (shipped sequences: no Keras needed)
+    assert str(extract("keras:VGG16", profile="keras")) == "CCMCCMCCCMCCCMCCCMLLL"
+    assert str(extract("keras:VGG19", profile="keras")) == "CCMCCMCCCCMCCCCMCCCCMLLL"
     c = extract("resnet50").counts()
     assert c["Conv2d"] == 53 and c["ReLU"] == 49  # ReLU is one module called 3× per block
 
@@ -104,11 +107,11 @@ def test_timm_norm_act_layers_are_tokens():
 def test_keras_profile_rules():
     toks = ["Conv2d", "ReLU", "Dropout", "Conv2d", "Identity", "MaxPool2d", "AdaptiveAvgPool2d",
             "Flatten", "Linear", "ReLU", "DropPath", "Linear"]
-    kept, paths = apply_profile(toks, [str(i) for i in range(len(toks))], "keras")
+    kept, paths = apply_profile(toks, [str(i) for i in range(len(toks))], "keras-like")
     assert kept == ("Conv2d", "Conv2d", "MaxPool2d", "Linear", "Linear")
     assert paths == ("0", "3", "5", "8", "11")
     # a pooling layer that does not feed only the classifier stays
-    kept, _ = apply_profile(["Conv2d", "AdaptiveAvgPool2d", "Conv2d", "Linear"], ["a", "b", "c", "d"], "keras")
+    kept, _ = apply_profile(["Conv2d", "AdaptiveAvgPool2d", "Conv2d", "Linear"], ["a", "b", "c", "d"], "keras-like")
     assert kept == ("Conv2d", "AdaptiveAvgPool2d", "Conv2d", "Linear")
     with pytest.raises(ValueError, match="profile"):
         apply_profile(toks, toks, "caffe")

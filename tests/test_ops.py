@@ -60,7 +60,7 @@ def test_residual_add_is_a_token():
 
 
 def test_identity_and_flatten_are_never_layers():
-    for profile in ("torch", "keras", "ops"):
+    for profile in ("torch", "keras-like", "ops"):
         toks = extract(ModuleReLU(), profile=profile, input_size=(3, 16, 16)).tokens
         assert "Identity" not in toks and "Flatten" not in toks, profile
     assert "Dropout" in extract(ModuleReLU(), input_size=(3, 16, 16)).tokens  # a layer of the torch profile
@@ -186,7 +186,7 @@ def test_fresh_extraction_agrees_with_the_zoo(a, b):
 
 def test_pair_lists_are_well_formed():
     names = [n for p in EQUIVALENT for n in p[:2]] + [n for p in DIFFERENT for n in p]
-    assert len(EQUIVALENT) >= 12 and all(n.startswith(("tv:", "timm:")) for n in names)
+    assert len(EQUIVALENT) >= 12 and all(n.startswith(("tv:", "timm:", "keras:")) for n in names)
 
 
 # --- ONNX ---------------------------------------------------------------------------------------

@@ -98,3 +98,18 @@ def test_figure6_checks_every_output_before_loading_models(tmp_path, monkeypatch
     (tmp_path / "figs" / "fig6c_dp_vgg19_vgg11.png").mkdir(parents=True)
     with pytest.raises(OutputError, match="fig6c_dp_vgg19_vgg11.png is a folder"):
         figure6(tmp_path / "figs", progress=False)
+
+
+def test_colormaps_follow_the_paper_and_stay_in_sync():
+    import pandas as pd
+
+    from archsim import cli
+    from archsim.errors import UnknownNameError
+    from archsim.plot import CMAPS, _metric_style
+    assert cli.CMAPS == CMAPS
+    df = pd.DataFrame([[1.0, 0.2], [0.2, 1.0]])
+    df.attrs["metric"] = "correlation"
+    assert _metric_style(df)["cmap"] == "rocket" and _metric_style(df)["vmin"] == 0.2
+    assert _metric_style(df, "diverging")["cmap"] == "RdBu_r" and _metric_style(df, "diverging")["center"] == 0.0
+    with pytest.raises(UnknownNameError, match="colormap"):
+        _metric_style(df, "jet")

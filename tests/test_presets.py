@@ -25,9 +25,19 @@ def test_paper44_labels_in_figure_order():
 
 
 def test_paper44_profiles_follow_the_paper():
-    # The first 19 labels came from Keras applications, except vgg11; the rest from PyTorch.
+    # The first 19 labels came from Keras applications, except vgg11, and so did efficientNetb0-b7
+    # (camel-case labels: Keras's EfficientNetB0 names); the rest from PyTorch.
     for i, e in enumerate(PAPER44):
-        assert e.profile == ("keras" if i < 19 and e.label != "vgg11" else "torch"), e.label
+        keras = (i < 19 and e.label != "vgg11") or e.label.startswith("efficientNetb")
+        assert e.profile == ("keras" if keras else "torch"), e.label
+        assert e.source == ("keras" if keras else e.source) and (e.source == "keras") == keras, e.label
+
+
+def test_paper44_torch_keeps_the_pytorch_mapping():
+    old = preset("paper44-torch")
+    assert [e.label for e in old] == FIGURE_ORDER
+    assert all(e.source != "keras" and e.profile in ("torch", "keras-like") for e in old)
+    assert sum(e.profile == "keras-like" for e in old) == 18
 
 
 def test_every_entry_resolves_to_its_source():
@@ -35,14 +45,14 @@ def test_every_entry_resolves_to_its_source():
         spec = resolve(e.model)
         assert spec.source == e.source, e.label
     defined_here = {e.label for e in PAPER44 if e.source == "archsim"}
-    assert defined_here == {"nasnetMobile", "proxyless_nas", "ibn", "u-net", "midas", "CORnet"}
+    assert defined_here == {"proxyless_nas", "ibn", "u-net", "midas", "CORnet"}
     assert all(e.note for e in PAPER44 if e.source == "archsim")
 
 
 @pytest.mark.parametrize("entry", PAPER44, ids=[e.label for e in PAPER44])
 def test_every_entry_extracts_in_execution_order(entry):
     seq = extract(entry.model, profile=entry.profile, cache=True)
-    assert seq.order == "execution", seq.warnings
+    assert seq.order == ("graph" if entry.source == "keras" else "execution"), seq.warnings
     assert len(seq) > 10 and seq.profile == entry.profile
 
 
@@ -63,7 +73,7 @@ def test_torchvision_preset_is_every_classifier():
 
 
 def test_registry_and_errors():
-    assert {"paper44", "torchvision"} <= set(list_presets())
+    assert {"paper44", "paper44-torch", "torchvision"} <= set(list_presets())
     assert archsim.get_preset("paper44") == PAPER44
     with pytest.raises(ArchsimError, match="unknown preset .paper45.; did you mean paper44"):
         preset("paper45")

@@ -111,17 +111,17 @@ def test_cluster_order_is_a_permutation(paper44):
 
 
 def test_names_profile_override_and_labels(session_cache_dir):
-    df = similarity_matrix(["vgg11", "tv:vgg16"], profile="keras")
+    df = similarity_matrix(["vgg11", "tv:vgg16"], profile="keras-like")
     assert list(df.index) == ["vgg11", "tv:vgg16"]
-    keras = load_sequences(["vgg11"], profile="keras")[0]
-    assert "ReLU" not in keras.tokens and keras.profile == "keras"
+    keras = load_sequences(["vgg11"], profile="keras-like")[0]
+    assert "ReLU" not in keras.tokens and keras.profile == "keras-like"
 
 
 def test_errors_are_one_line_archsim_errors():
     with pytest.raises(ArchsimError, match="only once; repeated: vgg11"):
         similarity_matrix(["vgg11", "vgg11"])
     with pytest.raises(ArchsimError, match="torch-profile"):
-        similarity_matrix([LayerSeq("k", ("Conv2d",), profile="keras"), "vgg11"], profile="torch")
+        similarity_matrix([LayerSeq("k", ("Conv2d",), profile="keras-like"), "vgg11"], profile="torch")
     with pytest.raises(ArchsimError, match="no models"):
         similarity_matrix([])
     with pytest.raises(ArchsimError, match="cannot compare"):

@@ -36,7 +36,7 @@ def test_cache_equals_fresh_extraction(small_zoo):
     z, problems = small_zoo
     assert problems == [] and sorted(z.models) == sorted(SMALL)
     for name in SMALL:
-        for profile in ("torch", "keras"):
+        for profile in ("torch", "keras-like"):
             fresh = extract(name, profile=profile)
             cached = z.seq(name, profile)
             assert cached.tokens == fresh.tokens and cached.paths == fresh.paths
@@ -91,16 +91,18 @@ def test_shipped_cache_matches_fresh_extraction_for_a_sample():
     z = zoocache.load_zoo(str(zoocache.PACKAGED))
     assert z.version_mismatch() is None, z.version_mismatch()
     assert len(z.names("torchvision")) >= 70 and len(z.names("timm")) >= 1000
-    # every model is in execution order or listed with a reason
+    # every model is in execution order (Keras models: their graph order) or listed with a reason
     for name, m in z.models.items():
-        assert m["o"] == "execution" or m["r"], name
+        assert m["o"] == ("graph" if name.startswith("keras:") else "execution") or m["r"], name
+    assert len(z.names("keras")) == 40
     for f in z.failed:
         assert f["reason"], f["name"]
     rng = random.Random(0)
     for name in rng.sample(z.names("torchvision"), 3) + rng.sample(z.names("timm"), 4):
         fresh = extract(name)
         assert z.seq(name).tokens == fresh.tokens, name
-        assert z.seq(name, "keras").tokens == fresh.with_profile("keras").tokens, name
+        assert z.seq(name, "ops").tokens == extract(name, profile="ops", cache=True).tokens, name
+        assert z.seq(name, "keras-like").tokens == fresh.with_profile("keras-like").tokens, name
     zoocache.load_zoo.cache_clear()
 
 
@@ -201,7 +203,7 @@ def test_any_damage_is_a_data_error_or_a_usable_zoo(small_zoo, tmp_path, data):
         zoocache.load_zoo.cache_clear()
     for zoo in zoocache.ZOOS:
         for n in z.names(zoo):
-            for profile in ("torch", "keras"):
+            for profile in ("torch", "keras-like"):
                 seq = z.seq(n, profile)
                 assert len(seq.tokens) == len(seq.paths)
 

@@ -20,8 +20,9 @@ from typing import Callable
 
 from ..errors import ModelLoadError, UnknownModelError, UnknownNameError
 
-SOURCES = ("torchvision", "timm", "archsim")
-PREFIXES = {"tv": "torchvision", "torchvision": "torchvision", "timm": "timm", "archsim": "archsim"}
+SOURCES = ("torchvision", "timm", "archsim", "keras")
+PREFIXES = {"tv": "torchvision", "torchvision": "torchvision", "timm": "timm", "archsim": "archsim",
+            "keras": "keras"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class ModelSpec:
 
 @lru_cache(maxsize=None)
 def _names(source: str) -> tuple[str, ...]:
+    if source == "keras":  # a fixed list: listing and did-you-mean never import Keras
+        from .keras_source import KERAS_NAMES
+        return KERAS_NAMES
     if source == "torchvision":
         import torchvision.models as tvm
         return tuple(sorted(tvm.list_models()))
@@ -106,7 +110,16 @@ def _archsim_spec(name: str) -> ModelSpec:
     return ModelSpec(name, "archsim", entry.factory, entry.input_size)
 
 
-_SPEC = {"torchvision": _torchvision_spec, "timm": _timm_spec, "archsim": _archsim_spec}
+def _keras_spec(name: str) -> ModelSpec:
+    from .keras_source import build_keras
+
+    def factory():
+        return build_keras(name)
+
+    return ModelSpec(name, "keras", factory, None)
+
+
+_SPEC = {"torchvision": _torchvision_spec, "timm": _timm_spec, "archsim": _archsim_spec, "keras": _keras_spec}
 
 
 def get_model(name: str) -> ModelSpec:

@@ -24,7 +24,7 @@ _PER_WORKER = 60  # models per worker process before a fresh one takes over
 
 
 def zoo_names(zoo: str = "all") -> list[str]:
-    """Qualified names (``tv:NAME``, ``timm:NAME``) of the models a zoo cache covers."""
+    """Qualified names (``tv:NAME``, ``timm:NAME``, ``keras:NAME``) of the models a zoo cache covers."""
     if zoo not in ZOOS:
         raise UnknownNameError("zoo", zoo, ZOOS)
     names = []
@@ -34,6 +34,9 @@ def zoo_names(zoo: str = "all") -> list[str]:
     if zoo in ("timm", "all"):
         import timm
         names += [f"timm:{n}" for n in timm.list_models()]
+    if zoo in ("keras", "all"):
+        from ..models.keras_source import KERAS_NAMES
+        names += [f"keras:{n}" for n in KERAS_NAMES]
     return names
 
 
@@ -49,7 +52,9 @@ def extract_record(name: str) -> dict:
     except Exception as exc:  # a model that cannot even be built: keep the reason
         return {"name": name, "ok": False, "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
     seq, ops = seqs["torch"], seqs["ops"]
-    _, keras_paths = apply_profile(seq.tokens, range(len(seq)), "keras")
+    # keras-like positions into the torch sequence (a Keras model's layer list is already Keras's).
+    keras_paths = (range(len(seq)) if seq.source == "keras"
+                   else apply_profile(seq.tokens, range(len(seq)), "keras-like")[1])
     return {"name": name, "ok": True, "tokens": list(seq.tokens), "paths": list(seq.paths),
             "keras": list(keras_paths), "ops": list(ops.tokens), "ops_paths": list(ops.paths),
             "order": seq.order, "source": seq.source,
@@ -261,5 +266,5 @@ def build_zoo(out: Path | None = None, workers: int = 1, zoo: str = "all", names
         atomic_write(out, data)
         log.finish()
     load_zoo.cache_clear()
-    not_exec = [{"name": n, "reason": m["r"]} for n, m in models.items() if m["o"] != "execution"]
+    not_exec = [{"name": n, "reason": m["r"]} for n, m in models.items() if m["o"] == "definition"]
     return out, failed + not_exec

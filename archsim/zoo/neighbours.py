@@ -10,7 +10,7 @@ from ..errors import UnknownNameError, UsageError, shorten
 from ..tokens import DEFAULT_PROFILE, PROFILES, LayerSeq
 
 # The sources whose models the zoo caches (``LayerSeq.source`` -> zoo name prefix).
-_ZOO_PREFIX = {"torchvision": "tv", "timm": "timm"}
+_ZOO_PREFIX = {"torchvision": "tv", "timm": "timm", "keras": "keras"}
 
 
 def _query_seq(model, profile: str) -> LayerSeq:

@@ -15,14 +15,14 @@ from functools import lru_cache
 from pathlib import Path
 
 from .._io import cache_root, library_versions
-from ..errors import ArchsimError, DataError, UnknownNameError, shorten
-from ..tokens import PROFILES, LayerSeq
+from ..errors import ArchsimError, DataError, UnknownNameError, UsageError, shorten
+from ..tokens import NO_KERAS_LIST, PROFILES, LayerSeq
 
 FORMAT = 2  # 2: the ops profile (x: token ids, q: paths)
 PACKAGED = Path(__file__).parent / "data" / "zoo.json.gz"
-ZOOS = ("torchvision", "timm", "all")
-ORDERS = ("execution", "definition")
-_PREFIXES = {"torchvision": ("tv:",), "timm": ("timm:",), "all": ("tv:", "timm:")}
+ZOOS = ("torchvision", "timm", "keras", "all")
+ORDERS = ("execution", "definition", "graph")
+_PREFIXES = {"torchvision": ("tv:",), "timm": ("timm:",), "keras": ("keras:",), "all": ("tv:", "timm:", "keras:")}
 
 
 def user_zoo_path() -> Path:
@@ -53,13 +53,15 @@ class Zoo:
         m = self.models[name]
         toks = tuple(self.vocab[i] for i in m["t"])
         paths = tuple(m["p"])
-        if profile == "keras":
+        if profile == "keras" and m["s"] != "keras":
+            raise UsageError(f"{shorten(name)}: {NO_KERAS_LIST}")
+        if profile == "keras-like":
             toks = tuple(toks[i] for i in m["k"])
             paths = tuple(paths[i] for i in m["k"])
         elif profile == "ops":
             toks = tuple(self.vocab[i] for i in m["x"])
             paths = tuple(m["q"])
-        elif profile != "torch":
+        elif profile not in ("torch", "keras"):
             raise UnknownNameError("profile", profile, PROFILES)
         return LayerSeq(name=name, tokens=toks, paths=paths, profile=profile, order=m["o"], source=m["s"],
                         input_size=tuple(m["i"]), warnings=(m["r"],) if m["r"] else ())

@@ -32,10 +32,13 @@ def default_protocol(iters: int = 10_000, eval_limit: int | None = None,
         # None = the full test split; N = the first N test images of every target (a recorded deviation).
         "eval_limit": eval_limit,
         "targets": list(targets),
+        # RandConv as the authors ran it on digits (RC_img, exp_mnist10k.sh): p = probability of keeping
+        # the image, kernel sizes, views per batch, consistency weight (5 for RC_img; 10 with mixing).
         "randconv_p": 0.5,
         "randconv_kernels": [1, 3, 5, 7],
         "randconv_views": 3,
-        "randconv_lambda": 10.0,
+        "randconv_lambda": 5.0,
+        "randconv_mix": False,
     }
 
 

@@ -85,14 +85,70 @@ def mnistm_chunk(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 _CANVAS = 64  # render at 2x then downsample, so strokes are anti-aliased like real crops
 
 
-def _candidate_fonts() -> list[Path]:
-    """Every TrueType/OpenType font matplotlib bundles or finds on the system."""
-    import matplotlib
-    from matplotlib import font_manager
+# The SYN fonts come only from these pinned PyPI packages (fontpkg's unmodified Google Fonts
+# releases, each with its LICENSE), never from the system or matplotlib, so every machine that
+# installs the pins draws the same faces. Keep in sync with setup.cfg's install_requires.
+FONT_PACKAGES: dict[str, str] = {
+    # serif
+    "fontpkg-pt-serif": "1.0",
+    "fontpkg-libre-baskerville": "2.5",
+    "fontpkg-roboto-slab": "2.2",
+    # sans
+    "fontpkg-pt-sans": "2.3",
+    "fontpkg-roboto": "3.15",
+    # condensed
+    "fontpkg-pt-sans-narrow": "2.3",
+    "fontpkg-oswald": "4.103",
+    "fontpkg-bebas-neue": "2.0",
+    "fontpkg-anton": "2.116",
+    # monospace
+    "fontpkg-space-mono": "1.3",
+    "fontpkg-roboto-mono": "3.1",
+    # heavy display
+    "fontpkg-archivo-black": "1.6",
+    "fontpkg-alfa-slab-one": "2.0",
+    # handwriting / script
+    "fontpkg-permanent-marker": "1.1",
+    "fontpkg-kalam": "2.1",
+    "fontpkg-caveat": "2.0",
+    "fontpkg-dancing-script": "2.1",
+    "fontpkg-shadows-into-light": "1.0",
+    "fontpkg-satisfy": "1.1",
+    "fontpkg-pacifico": "3.1",
+    "fontpkg-yellowtail": "1.2",
+}
+REFERENCE_FONT = ("fontpkg-pt-sans", "PT_Sans-Web-Regular.ttf")  # the digits every face is checked against
+# Pillow's basic layout (no libraqm, which depends on the machine) keeps rendering identical everywhere.
+_LAYOUT = ImageFont.Layout.BASIC
 
-    bundled = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    found = set(bundled.glob("*.ttf")) | {Path(p) for p in font_manager.findSystemFonts(fontext="ttf")}
-    return sorted(found, key=lambda p: (p.name, str(p)))
+
+def font_package_dir(package: str) -> Path:
+    """Folder holding the font files of an installed font package (``fontpkg-x`` -> ``fontpkg_x/files``)."""
+    module = package.replace("-", "_")
+    try:
+        folder = Path(str(files(module).joinpath("files")))
+    except ModuleNotFoundError:
+        folder = None
+    if folder is None or not folder.is_dir():
+        raise DomainUnavailable(
+            f"SYN font package {package} is not installed; install the pinned fonts with: "
+            f"pip install {package}=={FONT_PACKAGES.get(package, '?')}  (or reinstall archsim-neurn)"
+        )
+    return folder
+
+
+def _candidate_fonts() -> list[Path]:
+    """Every .ttf/.otf file of the pinned font packages, in a fixed (package, file name) order."""
+    found = []
+    for package in sorted(FONT_PACKAGES):
+        folder = font_package_dir(package)
+        found += sorted((p for p in folder.iterdir() if p.suffix.lower() in {".ttf", ".otf"}), key=lambda p: p.name)
+    return found
+
+
+def _load_font(path: Path | str, size: int) -> ImageFont.FreeTypeFont:
+    """A face at a pixel size, with the machine-independent basic layout."""
+    return ImageFont.truetype(str(path), size, layout_engine=_LAYOUT)
 
 
 def _glyph_vectors(font: ImageFont.FreeTypeFont, chars: str) -> np.ndarray | None:
@@ -115,45 +171,62 @@ def _glyph_vectors(font: ImageFont.FreeTypeFont, chars: str) -> np.ndarray | Non
 
 @lru_cache(maxsize=1)
 def digit_fonts() -> tuple[Path, ...]:
-    """Fonts that really draw 0-9 (checked against DejaVu Sans), deduplicated by face name."""
-    import matplotlib
+    """Pinned-package fonts that really draw 0-9 (checked against PT Sans), deduplicated by face name.
 
-    ref_path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-    ref = _glyph_vectors(ImageFont.truetype(str(ref_path), 48), "0123456789")
+    Returns:
+        The font files in a fixed order (sorted by package, then file name), so that a seeded
+        generator picks the same face on every machine.
+    """
+    package, name = REFERENCE_FONT
+    ref = _glyph_vectors(_load_font(font_package_dir(package) / name, 48), "0123456789")
     keep, seen = [], set()
     for path in _candidate_fonts():
         try:
-            font = ImageFont.truetype(str(path), 48)
-            name = font.getname()
+            font = _load_font(path, 48)
+            face = font.getname()
         except OSError:
             continue
-        if name in seen:  # the same face installed twice (bundled + system)
+        if face in seen:  # the same face shipped twice
             continue
         vecs = _glyph_vectors(font, "0123456789")
         if vecs is None:
             continue
-        # Symbol fonts map '0'-'9' to other shapes: require the digits to look like DejaVu's digits
-        # (9 of 10, since a cropped italic "1" resembles an upright "7") and to differ from each other.
+        # Symbol fonts map '0'-'9' to other shapes: require the digits to look like the reference
+        # digits (9 of 10, since a cropped italic "1" resembles an upright "7") and to differ from each other.
         recognised = (np.argmax(vecs @ ref.T, axis=1) == np.arange(10)).sum()
         self_sim = vecs @ vecs.T - np.eye(10)
         if recognised >= 9 and self_sim.max() < 0.95:
             keep.append(path)
-            seen.add(name)
+            seen.add(face)
     if not keep:
-        raise DomainUnavailable("no font that draws the digits 0-9 was found; reinstall matplotlib (it bundles DejaVu)")
+        raise DomainUnavailable("no pinned SYN font draws the digits 0-9; reinstall archsim-neurn's font packages")
     return tuple(keep)
 
 
+def font_package_versions() -> dict[str, str | None]:
+    """Installed version of each SYN font package (None when missing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for package in sorted(FONT_PACKAGES):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = None
+    return out
+
+
 def fonts_fingerprint() -> str:
-    """Short hash of the usable font faces, part of the SYN cache key."""
-    faces = [(p.name, p.stat().st_size) for p in digit_fonts()]
-    return hashlib.sha256(json.dumps(faces).encode()).hexdigest()[:12]
+    """Short hash of the usable font faces and their packages' versions, part of the SYN cache key."""
+    faces = [(p.parent.parent.name, p.name, p.stat().st_size) for p in digit_fonts()]
+    blob = json.dumps({"faces": faces, "versions": font_package_versions()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 @lru_cache(maxsize=512)
 def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
     """Cached font object (loading a face is the slowest step otherwise)."""
-    return ImageFont.truetype(str(path), size)
+    return _load_font(path, size)
 
 
 def _syn_mask(text: str, centre: int, font: ImageFont.FreeTypeFont, dx: float, dy: float,
