@@ -7,9 +7,12 @@ import time
 import click
 
 from archsim.errors import cli_group
-from neurn.bench.protocol import EXECUTORS, SPLITS, TABLE_FORMATS
+from neurn.bench.protocol import DEVICES, EXECUTORS, SPLITS, TABLE_FORMATS
+from neurn.bench.protocol import list_presets
 from neurn._io import cache_dir, data_root as resolve_data_root
 from neurn.errors import NeurnError
+
+PRESET_NAMES = list_presets()
 
 data_root_option = click.option(
     "--data-root", type=click.Path(file_okay=False), default=None, envvar="NEURN_DATA",
@@ -123,8 +126,15 @@ def _warn_line(message: str) -> None:
     click.echo(message if message.startswith("warning: ") else f"warning: {message}", err=True)
 
 
-QUICK_OPTIONS = ("archs", "methods", "seeds", "iters", "eval_limit")  # what --quick sets itself
 QUICK_OUT = "results/_scratch/quick"
+DEFAULT_CHECKPOINT_EVERY = 500
+
+
+def _explicit(ctx: click.Context, name: str) -> bool:
+    """True when the user gave option ``name`` (command line or environment), not its default."""
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
 
 @cli.command("bench")
@@ -136,52 +146,94 @@ QUICK_OUT = "results/_scratch/quick"
 @click.option("--iters", type=int, default=10_000, show_default=True, help="Training iterations (protocol: 10000).")
 @click.option("--eval-limit", type=int, default=None,
               help="Evaluate only the first N test images of each target (a recorded deviation).")
+@click.option("--curve-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Record the source (mnist test, first 1000 images) accuracy every M iterations as the "
+                   "record's source_curve; part of the config; 0: off.")
 @click.option("--domains", default=None, help="Comma list of target domains (default: every available one).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help=f"Results folder (one JSON per run); with --quick the default is {QUICK_OUT}.")
+              help=f"Results folder (one JSON per run); a preset has its own default (--quick: {QUICK_OUT}).")
 @click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Local worker processes.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Local worker processes (default: 1, or the preset's).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Torch threads per worker (default: 1; measured faster than 2 on a shared 2-core machine).")
+@click.option("--device", type=click.Choice(DEVICES), default=None,
+              help="Where runs train: cpu (default), cuda, or auto (cuda when available). Recorded, not config.")
+@click.option("--amp/--no-amp", default=None,
+              help="Autocast (bf16, else fp16) on CUDA; refused on CPU. Recorded, not config.")
+@click.option("--channels-last/--no-channels-last", default=None,
+              help="Model and data in channels-last memory format. Recorded, not config.")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=None,
+              help=f"Save each run's state to OUT/.ckpt every N iterations; a killed run resumes from it "
+                   f"(default: {DEFAULT_CHECKPOINT_EVERY}, or the preset's; 0: off). Not config: results are "
+                   "identical.")
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address (with --executor dask).")
 @click.option("--retry-failed", is_flag=True, help="Rerun the runs recorded as failed.")
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
+              help="A named sweep (neurn.bench.protocol.PRESETS): quick, reference-gpu (every arch x 4 methods "
+                   "x 3 seeds, 10,000 iterations, cuda + amp, 8 workers), cpu-converge (digitnet, mobilenet_v2, "
+                   "vit_p4 x 4 methods x 3 seeds, 2,000 iterations, learning curves). It fixes --archs/--methods/"
+                   "--seeds/--iters/--eval-limit/--curve-every; the other options override its defaults.")
 @click.option("--quick", is_flag=True,
-              help="Preset smoke run: digitnet, erm vs neurn, seed 0, 300 iters, 1000 eval images, into "
-                   f"{QUICK_OUT} unless --out; cannot be combined with --archs/--methods/--seeds/--iters/"
-                   "--eval-limit.")
+              help="Same as --preset quick: digitnet, erm vs neurn, seed 0, 300 iters, 1000 eval images, into "
+                   f"{QUICK_OUT} unless --out.")
 @data_root_option
 @click.pass_context
 def bench_cmd(ctx: click.Context, archs: str, methods: str, seeds: str, iters: int, eval_limit: int | None,
-              domains: str | None, out: str | None, executor: str, workers: int, threads: int | None,
-              scheduler: str | None, retry_failed: bool, quick: bool, data_root: str | None) -> None:
+              curve_every: int, domains: str | None, out: str | None, executor: str, workers: int | None,
+              threads: int | None, device: str | None, amp: bool | None, channels_last: bool | None,
+              checkpoint_every: int | None, scheduler: str | None, retry_failed: bool, preset: str | None,
+              quick: bool, data_root: str | None) -> None:
     """Train every (arch, method, seed) on MNIST[:10000] and record its accuracy on each target domain."""
-    from click.core import ParameterSource
-
     from neurn.bench.archs import list_archs
     from neurn.bench.methods import list_methods
-    from neurn.bench.protocol import QUICK
+    from neurn.bench.protocol import ALL_ARCHS, PRESET_FIXED, get_preset
     from neurn.bench.sweep import run_sweep
 
-    if quick:
-        # --quick is a fixed preset: an explicit option next to it would be silently overridden.
-        explicit = [f"--{n.replace('_', '-')}" for n in QUICK_OPTIONS
-                    if ctx.get_parameter_source(n) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)]
+    if quick and preset:
+        raise click.UsageError("--quick is --preset quick; give only one of them")
+    flag = "--quick" if quick else f"--preset {preset}"
+    preset = "quick" if quick else preset
+    pairs_first = None
+    if preset:
+        spec = get_preset(preset)
+        # A preset fixes what the results are: an explicit option next to it would be silently overridden.
+        explicit = [f"--{n.replace('_', '-')}" for n in PRESET_FIXED if _explicit(ctx, n)]
         if explicit:
-            raise click.UsageError(f"--quick sets {', '.join(explicit)} itself; drop --quick or "
+            raise click.UsageError(f"{flag} sets {', '.join(explicit)} itself; drop {flag} or "
                                    f"{'that option' if len(explicit) == 1 else 'those options'}")
-        archs, methods = ",".join(QUICK["archs"]), ",".join(QUICK["methods"])
-        seeds = ",".join(map(str, QUICK["seeds"]))
-        iters, eval_limit = QUICK["iters"], QUICK["eval_limit"]
-        out = out or QUICK_OUT
-        click.echo(f"--quick: a smoke run, not a result; writing to {out}", err=True)
+        fixed, defaults = spec["fixed"], spec["defaults"]
+        archs = ",".join(list_archs()) if fixed["archs"] == ALL_ARCHS else ",".join(fixed["archs"])
+        methods, seeds = ",".join(fixed["methods"]), ",".join(map(str, fixed["seeds"]))
+        iters, eval_limit, curve_every = fixed["iters"], fixed["eval_limit"], fixed["curve_every"]
+        pairs_first = spec.get("pairs_first")
+        out = out or defaults.get("out")
+        workers = workers or defaults.get("workers")
+        threads = threads or defaults.get("threads")
+        device = device or defaults.get("device")
+        if channels_last is None:
+            channels_last = defaults.get("channels_last")
+        if checkpoint_every is None:
+            checkpoint_every = defaults.get("checkpoint_every")
+        if amp is None and defaults.get("amp"):
+            # The preset's AMP applies where it can (CUDA); an explicit --amp on CPU is refused below.
+            from neurn.bench.train import resolve_device
+
+            amp = resolve_device(device or "cpu") == "cuda"
+        if quick:
+            click.echo(f"--quick: a smoke run, not a result; writing to {out}", err=True)
+        else:
+            click.echo(f"{flag}: {spec['description']}; writing to {out}", err=True)
     if out is None:
-        raise click.UsageError("--out is required (or use --quick)")
+        raise click.UsageError("--out is required (or use --quick or --preset)")
     archs = ",".join(list_archs()) if archs == "all" else archs
     methods = ",".join(list_methods()) if methods == "all" else methods
+    checkpoint_every = DEFAULT_CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
     recs = run_sweep(archs, methods, seeds, out, iters=iters, eval_limit=eval_limit, domains=domains,
-                     executor=executor, workers=workers, threads=threads, scheduler=scheduler,
-                     data_root=data_root, retry_failed=retry_failed, notify=lambda m: click.echo(m, err=True))
+                     executor=executor, workers=workers or 1, threads=threads, scheduler=scheduler,
+                     data_root=data_root, retry_failed=retry_failed, notify=lambda m: click.echo(m, err=True),
+                     device=device or "cpu", amp=bool(amp), channels_last=bool(channels_last),
+                     checkpoint_every=checkpoint_every, curve_every=curve_every, pairs_first=pairs_first)
     failed = sum(r["status"] != "ok" for r in recs)
     click.echo(f"{len(recs)} new run(s) recorded in {out} ({failed} failed); summarise with: neurn table {out}")
     if quick:

@@ -436,3 +436,169 @@ def test_any_file_content_is_a_valid_record_or_named_never_a_crash(content):
         assert len(pending) + len(finished) == 1
         if recs:
             assert load_record(p)["status"] in ("ok", "failed")
+
+
+# --- issue #12: presets, checkpoints, learning curves, devices -------------------------------------------------
+
+def test_reference_gpu_preset_plan_orders_erm_neurn_pairs_first():
+    """The preset's 108 runs: every arch x 4 methods x seeds 0-2; for each seed and arch erm then neurn, then RandConv."""
+    from neurn.bench.archs import get_arch, list_archs
+    from neurn.bench.protocol import get_preset
+    from neurn.bench.sweep import job_order
+
+    spec = get_preset("reference-gpu")
+    fixed = spec["fixed"]
+    assert fixed["iters"] == 10_000 and fixed["eval_limit"] is None and fixed["seeds"] == [0, 1, 2]
+    assert spec["defaults"]["device"] == "cuda" and spec["defaults"]["amp"] and spec["defaults"]["workers"] == 8
+    archs = list_archs()
+    assert len(archs) >= 8 and {"cnn", "nas", "vit"} <= {get_arch(a).family for a in archs}
+    jobs = job_order(archs, fixed["methods"], fixed["seeds"], spec["pairs_first"])
+    assert len(jobs) == len(set(jobs)) == len(archs) * 4 * 3
+    n_pairs = len(archs) * 2 * 3
+    assert [(j.seed, j.arch, j.method) for j in jobs[:n_pairs]] == [
+        (s, a, m) for s in (0, 1, 2) for a in archs for m in ("erm", "neurn")]
+    assert {j.method for j in jobs[n_pairs:]} == {"randconv", "neurn+randconv"}
+    assert jobs[n_pairs:][:2] == [(archs[0], "randconv", 0), (archs[0], "neurn+randconv", 0)]
+
+
+def test_reference_gpu_preset_dry_run_on_cpu_writes_each_record_as_its_run_ends(tmp_path, monkeypatch):
+    """The preset's sweep with tiny iterations on CPU (one CNN and the ViT): order, records written one by one."""
+    import neurn.bench.sweep as sweep_mod
+    from neurn.bench.protocol import get_preset
+
+    spec = get_preset("reference-gpu")
+    written = []
+    real_write = sweep_mod.write_json_atomic
+
+    def spy(path, rec):
+        # When a record is written, every earlier run's record is already on disk (nothing is batched).
+        assert all((tmp_path / name).exists() for name in written)
+        written.append(path.name)
+        return real_write(path, rec)
+
+    monkeypatch.setattr(sweep_mod, "write_json_atomic", spy)
+    fixed = dict(spec["fixed"], archs=["digitnet", "vit_p4"], seeds=[0], iters=1)
+    recs = _sweep(tmp_path, archs=fixed["archs"], methods=fixed["methods"], seeds=fixed["seeds"],
+                  iters=fixed["iters"], eval_limit=fixed["eval_limit"], curve_every=fixed["curve_every"],
+                  device="cpu", channels_last=True, checkpoint_every=spec["defaults"]["checkpoint_every"],
+                  pairs_first=spec["pairs_first"])
+    assert written == [record_name(a, m, 0) for a, m in [
+        ("digitnet", "erm"), ("digitnet", "neurn"), ("vit_p4", "erm"), ("vit_p4", "neurn"),
+        ("digitnet", "randconv"), ("digitnet", "neurn+randconv"), ("vit_p4", "randconv"),
+        ("vit_p4", "neurn+randconv")]]
+    assert all(r["status"] == "ok" for r in recs), [r["reason"] for r in recs]
+    assert all((r["device"], r["amp"], r["channels_last"]) == ("cpu", False, True) for r in recs)
+    assert all(k not in recs[0]["config"] for k in ("device", "amp", "channels_last", "checkpoint_every"))
+
+
+def test_cli_preset_fills_the_sweep_and_refuses_explicit_conflicts(tmp_path, monkeypatch):
+    from neurn.bench.archs import list_archs
+
+    runner = CliRunner()
+    res = runner.invoke(cli, ["bench", "--preset", "cpu-converge", "--iters", "5", "--curve-every", "1",
+                              "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "neurn: error: --preset cpu-converge sets --iters, --curve-every itself" in res.output
+    res = runner.invoke(cli, ["bench", "--preset", "quick", "--quick"])
+    assert res.exit_code == 2 and "--quick is --preset quick" in res.output
+    assert not (tmp_path / "c").exists()
+    seen = {}
+
+    def fake_sweep(archs, methods, seeds, out, **kw):
+        seen.clear()
+        seen.update(archs=archs, methods=methods, seeds=seeds, out=out, **kw)
+        return []
+
+    monkeypatch.setattr("neurn.bench.sweep.run_sweep", fake_sweep)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    res = runner.invoke(cli, ["bench", "--preset", "reference-gpu", "--device", "auto", "--workers", "3"])
+    assert res.exit_code == 0, res.output
+    assert seen["archs"] == ",".join(list_archs()) and seen["methods"] == "erm,neurn,randconv,neurn+randconv"
+    assert (seen["seeds"], seen["iters"], seen["eval_limit"], seen["out"]) == ("0,1,2", 10_000, None,
+                                                                            "results/ref-gpu-i10000")
+    assert (seen["workers"], seen["device"], seen["amp"], seen["checkpoint_every"]) == (3, "auto", False, 500)
+    assert seen["pairs_first"] == ["erm", "neurn"]
+    res = runner.invoke(cli, ["bench", "--preset", "cpu-converge"])
+    assert res.exit_code == 0, res.output
+    assert seen["archs"] == "digitnet,mobilenet_v2,vit_p4" and seen["iters"] == 2000 and seen["eval_limit"] is None
+    assert (seen["device"], seen["threads"], seen["checkpoint_every"], seen["curve_every"]) == ("cpu", 1, 250, 200)
+    res = runner.invoke(cli, ["bench", "--out", str(tmp_path / "d")])
+    assert res.exit_code == 0 and (seen["checkpoint_every"], seen["device"], seen["curve_every"]) == (500, "cpu", 0)
+
+
+def test_device_cuda_is_refused_in_one_line_without_cuda(tmp_path, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    for args in (["--device", "cuda"], ["--preset", "reference-gpu"]):
+        res = CliRunner().invoke(cli, ["bench", *args, "--out", str(tmp_path / "g")])
+        assert res.exit_code == 1 and "Traceback" not in res.output
+        assert res.output.strip().splitlines()[-1] == (
+            "neurn: error: --device cuda: no CUDA GPU is available here (torch.cuda.is_available() is False); "
+            "use --device cpu or --device auto")
+    res = CliRunner().invoke(cli, ["bench", "--amp", "--out", str(tmp_path / "g")])
+    assert res.exit_code == 2 and "neurn: error: --amp needs --device cuda" in res.output
+    assert not (tmp_path / "g").exists()  # refused before the output folder is made
+
+
+_KILL = {"at": None, "calls": 0}
+
+
+def _killable_loss(model, x, y, gen, cfg):
+    """RandConv's loss (it draws from the augmentation generator), killed like Ctrl-C at call ``_KILL['at']``."""
+    if _KILL["calls"] == _KILL["at"]:
+        raise KeyboardInterrupt
+    _KILL["calls"] += 1
+    return methods_mod.randconv_loss(model, x, y, gen, cfg)
+
+
+def test_killed_run_resumes_from_its_checkpoint_with_the_same_record(tmp_path):
+    """6 iterations, checkpoint every 2, killed during iteration 6 (after 5): resumes from 4, same record."""
+    from neurn.bench.sweep import Job, checkpoint_path
+
+    methods_mod.register_method("kill-test")(_killable_loss)
+    try:
+        kw = dict(methods="kill-test", iters=6, checkpoint_every=2, curve_every=2)
+        _KILL.update(at=None, calls=0)
+        (whole,) = _sweep(tmp_path / "whole", **kw)
+        _KILL.update(at=5, calls=0)
+        with pytest.raises(KeyboardInterrupt):
+            _sweep(tmp_path / "cut", **kw)
+        ckpt = checkpoint_path(tmp_path / "cut", Job("digitnet", "kill-test", 0))
+        assert torch.load(ckpt, weights_only=True)["iter"] == 4  # at most checkpoint_every iterations lost
+        assert not (tmp_path / "cut" / record_name("digitnet", "kill-test", 0)).exists()
+        _KILL.update(at=None, calls=0)
+        notes = []
+        (resumed,) = _sweep(tmp_path / "cut", notify=notes.append, **kw)
+    finally:
+        methods_mod.METHODS.remove("kill-test")
+    assert _KILL["calls"] == 2 and resumed["resumed_from"] == 4  # only iterations 5 and 6 were trained again
+    assert any("resume from their checkpoint" in n for n in notes)
+    assert resumed["status"] == whole["status"] == "ok"
+    for key in ("accuracy", "loss_curve", "source_curve", "final_loss", "n_eval", "config"):
+        assert resumed[key] == whole[key], key
+    assert [i for i, _ in whole["source_curve"]] == [2, 4, 6] and len(whole["loss_curve"]) == 6
+    assert not ckpt.exists() and not list(ckpt.parent.iterdir())  # removed once the record is written
+    assert not (tmp_path / "whole" / ".ckpt").exists() or not list((tmp_path / "whole" / ".ckpt").iterdir())
+
+
+def test_damaged_or_foreign_checkpoint_starts_the_run_over(tmp_path):
+    from neurn.bench.sweep import Job, checkpoint_path
+
+    (ref,) = _sweep(tmp_path / "ref", methods="erm", iters=4, checkpoint_every=2)
+    ckpt = checkpoint_path(tmp_path / "bad", Job("digitnet", "erm", 0))
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="cannot be read.*from scratch"):
+        (rec,) = _sweep(tmp_path / "bad", methods="erm", iters=4, checkpoint_every=2)
+    assert "resumed_from" not in rec and rec["loss_curve"] == ref["loss_curve"] and rec["accuracy"] == ref["accuracy"]
+
+
+def test_learning_curve_is_recorded_in_the_config_and_changes_no_result(tmp_path):
+    (plain,) = _sweep(tmp_path / "plain", methods="neurn", iters=4)
+    (curved,) = _sweep(tmp_path / "curve", methods="neurn", iters=4, curve_every=3, curve_eval_limit=20)
+    assert "source_curve" not in plain and "curve_every" not in plain["config"]  # off: configs as before
+    assert curved["config"]["curve_every"] == 3 and curved["config"]["curve_eval_limit"] == 20
+    assert [i for i, _ in curved["source_curve"]] == [3, 4]  # every M iterations, and the last one
+    assert all(0.0 <= a <= 1.0 for _, a in curved["source_curve"])
+    assert curved["accuracy"] == plain["accuracy"] and curved["loss_curve"] == plain["loss_curve"]
+    # The curve is part of the config: a folder without it refuses a sweep with it.
+    with pytest.raises(BenchError, match="curve_every"):
+        _sweep(tmp_path / "plain", methods="neurn", iters=4, curve_every=3)

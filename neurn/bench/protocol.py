@@ -9,6 +9,8 @@ SPLITS = ("train", "test")
 EXECUTORS = ("local", "dask")
 TABLE_FORMATS = ("md", "csv", "latex")
 
+DEVICES = ("cpu", "cuda", "auto")
+
 # `neurn bench --quick`: a one-minute smoke run, not a result.
 QUICK = {"archs": ["digitnet"], "methods": ["erm", "neurn"], "seeds": [0], "iters": 300, "eval_limit": 1000}
 
@@ -16,9 +18,21 @@ PROTOCOL_NAME = "single-source-digits/v2"  # Volpi et al. 2018: MNIST[:10k] -> o
 
 
 def default_protocol(iters: int = 10_000, eval_limit: int | None = None,
-                     targets: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
-    """The reference protocol (Adam 1e-4, batch 32, MNIST[:10000] at 32x32x3); fields go into every record."""
-    return {
+                     targets: tuple[str, ...] | list[str] = (), curve_every: int = 0,
+                     curve_eval_limit: int = 1000) -> dict[str, Any]:
+    """The reference protocol (Adam 1e-4, batch 32, MNIST[:10000] at 32x32x3); fields go into every record.
+
+    Args:
+        iters: training iterations.
+        eval_limit: first N test images per target (None: the full test splits).
+        targets: target domains, the source's test split first.
+        curve_every: every M iterations, record the source test accuracy (``source_curve``); 0: off.
+        curve_eval_limit: how many source test images the learning curve evaluates.
+
+    Returns:
+        The protocol dict.
+    """
+    cfg = {
         "protocol": PROTOCOL_NAME,
         "source": "mnist",
         "source_limit": 10_000,
@@ -40,6 +54,14 @@ def default_protocol(iters: int = 10_000, eval_limit: int | None = None,
         "randconv_lambda": 5.0,
         "randconv_mix": False,
     }
+    if curve_every:
+        # The learning curve costs evaluation time but leaves the trained weights and the final accuracies
+        # unchanged (evaluation draws no random numbers). It is still part of the config: the records then
+        # say whether they hold a curve and over how many images. Only present when on, so configs (and
+        # result folders) from before the option existed stay identical.
+        cfg["curve_every"] = int(curve_every)
+        cfg["curve_eval_limit"] = int(curve_eval_limit)
+    return cfg
 
 
 def package_versions() -> dict[str, str]:
@@ -57,3 +79,59 @@ def package_versions() -> dict[str, str]:
             "platform": platform.platform()}
 
 
+
+
+# --- presets: `neurn bench --preset NAME` -------------------------------------------------------------------
+# ``fixed``: what the preset decides about the results (arch x method x seed, protocol fields); an explicit
+# command-line option for one of these next to --preset is refused, as with --quick. ``defaults``: how the
+# runs are executed (device, workers, checkpoints, output folder); explicit options override them.
+PRESET_FIXED = ("archs", "methods", "seeds", "iters", "eval_limit", "curve_every")
+PRESET_DEFAULTS = ("out", "device", "amp", "channels_last", "workers", "threads", "checkpoint_every")
+ALL_ARCHS = "all"  # resolved to every registered architecture when the preset is used
+ALL_METHODS = ["erm", "neurn", "randconv", "neurn+randconv"]
+
+# CPU cost per training iteration, digitnet-free candidates (batch 32, 32x32x3, Adam, 1 thread, the shared
+# 2-core build machine, 10 timed steps after 3 warm-up ones, one process per arch in a row, ms/iteration):
+#     mobilenet_v2 363, mnasnet1_0 461, efficientnet_b0 555, regnetx_002 194, vit_p4 200
+# mobilenet_v2 is the cheaper of the two NAS-derived (MnasNet-search-space) nets; regnetx_002 (a RegNet
+# design-space net, registered as "nas") is cheaper still but not architecture-searched.
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "description": "a one-minute smoke run, not a result (same as --quick)",
+        "fixed": dict(QUICK, curve_every=0),
+        "defaults": {"out": "results/_scratch/quick"},
+    },
+    "reference-gpu": {
+        "description": "every registered arch x the 4 methods x seeds 0,1,2 at 10,000 iterations, full test "
+                       "splits, on one CUDA GPU with AMP, 8 worker processes, erm/neurn pairs first",
+        "fixed": {"archs": ALL_ARCHS, "methods": ALL_METHODS, "seeds": [0, 1, 2], "iters": 10_000,
+                  "eval_limit": None, "curve_every": 0},
+        "defaults": {"out": "results/ref-gpu-i10000", "device": "cuda", "amp": True, "channels_last": False,
+                     "workers": 8, "threads": 1, "checkpoint_every": 500},
+        # Job order: for each seed, for each arch, erm then neurn; then the same for the randconv methods,
+        # so a time-out still leaves whole erm/neurn pairs (the paper's claim) before any RandConv run.
+        "pairs_first": ["erm", "neurn"],
+    },
+    "cpu-converge": {
+        "description": "digitnet, mobilenet_v2 and vit_p4 x the 4 methods x seeds 0,1,2 at 2,000 iterations, "
+                       "full test splits, CPU, 1 thread per worker, checkpoints every 250, learning curve every 200",
+        "fixed": {"archs": ["digitnet", "mobilenet_v2", "vit_p4"], "methods": ALL_METHODS, "seeds": [0, 1, 2],
+                  "iters": 2_000, "eval_limit": None, "curve_every": 200},
+        "defaults": {"out": "results/cpu-converge-i2000", "device": "cpu", "amp": False, "channels_last": False,
+                     "workers": 2, "threads": 1, "checkpoint_every": 250},
+    },
+}
+
+
+def list_presets() -> list[str]:
+    """Names of the ``neurn bench --preset`` presets."""
+    return list(PRESETS)
+
+
+def get_preset(name: str) -> dict[str, Any]:
+    """One preset (``description``, ``fixed``, ``defaults``, optional ``pairs_first``); ``UnknownName`` if absent."""
+    if name not in PRESETS:
+        from neurn.errors import UnknownName
+
+        raise UnknownName("preset", name, list(PRESETS))
+    return PRESETS[name]

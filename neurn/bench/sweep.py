@@ -21,7 +21,8 @@ from neurn.bench.methods import list_methods
 from neurn.bench.records import (RecordWarning, check_or_write_config, load_record, record_name,
                                  write_json_atomic)
 from neurn.bench.protocol import EXECUTORS as EXECUTOR_NAMES, default_protocol
-from neurn.bench.train import keep_split, load_split, portable_provider, resolve_provider, run_one
+from neurn.bench.train import (checkpoint_name, keep_split, load_split, portable_provider, resolve_device,
+                               resolve_provider, run_one)
 from neurn.errors import BenchError, InvalidArgument, NeurnError, UnknownName
 
 
@@ -108,33 +109,44 @@ def resolve_targets(requested: str | Iterable[str] | None, source: str = "mnist"
     return targets
 
 
+def job_order(archs: list[str], methods: list[str], seeds: list[int],
+              pairs_first: list[str] | None = None) -> list[Job]:
+    """Every (arch, method, seed) in run order: seed-major, so a partial sweep already has whole seeds.
+
+    With ``pairs_first`` (e.g. ``["erm", "neurn"]``) those methods' runs come first (for each seed, for
+    each arch, in that order), then the other methods' runs in the same seed-major order: a sweep cut
+    short by a time-out keeps whole baseline/method pairs.
+    """
+    first = [m for m in (pairs_first or []) if m in methods]
+    groups = [first, [m for m in methods if m not in first]] if first else [methods]
+    return [Job(arch, method, seed) for group in groups for seed in seeds for arch in archs for method in group]
+
+
 def plan(archs: list[str], methods: list[str], seeds: list[int], out: str | Path,
-         retry_failed: bool = False, notify: Callable[[str], None] | None = None) -> tuple[list[Job], list[Job]]:
-    """(pending, finished) jobs; seed-major order so a partial sweep already has whole seeds.
+         retry_failed: bool = False, notify: Callable[[str], None] | None = None,
+         pairs_first: list[str] | None = None) -> tuple[list[Job], list[Job]]:
+    """(pending, finished) jobs in the order of :func:`job_order`.
 
     Only a valid record (see :func:`neurn.bench.records.load_record`) counts as finished: a damaged
     one is named through ``notify`` (default: a ``RecordWarning``) and its run is pending again.
     """
     out = Path(out)
     pending, finished = [], []
-    for seed in seeds:
-        for arch in archs:
-            for method in methods:
-                job = Job(arch, method, seed)
-                p = out / record_name(*job)
-                if not p.exists():
-                    pending.append(job)
-                    continue
-                try:
-                    rec = load_record(p, expect=job)
-                except BenchError as exc:
-                    (notify or _warn_record)(f"warning: {exc}; running it again")
-                    pending.append(job)
-                    continue
-                if retry_failed and rec["status"] != "ok":
-                    pending.append(job)
-                else:
-                    finished.append(job)
+    for job in job_order(archs, methods, seeds, pairs_first):
+        p = out / record_name(*job)
+        if not p.exists():
+            pending.append(job)
+            continue
+        try:
+            rec = load_record(p, expect=job)
+        except BenchError as exc:
+            (notify or _warn_record)(f"warning: {exc}; running it again")
+            pending.append(job)
+            continue
+        if retry_failed and rec["status"] != "ok":
+            pending.append(job)
+        else:
+            finished.append(job)
     return pending, finished
 
 
@@ -142,27 +154,49 @@ def _warn_record(message: str) -> None:
     warnings.warn(message.removeprefix("warning: "), RecordWarning, stacklevel=3)
 
 
+CHECKPOINT_DIR = ".ckpt"  # inside the results folder; ignored by the record listing (dot name, no .json)
+
+
+def checkpoint_path(out: str | Path, job: Job) -> Path:
+    """Where the run ``job`` of the sweep in ``out`` keeps its checkpoint: ``<out>/.ckpt/<arch>-<method>-s<seed>.pt``."""
+    return Path(out) / CHECKPOINT_DIR / checkpoint_name(*job)
+
+
+def _remove_checkpoint(out: Path, job: Job) -> None:
+    try:
+        checkpoint_path(out, job).unlink(missing_ok=True)
+    except OSError:  # a leftover checkpoint is harmless: a finished run is never resumed
+        pass
+
+
 def _job_runner(job: Job, cfg: dict[str, Any], threads: int, provider: Any, data_root: str | None,
-                progress: bool) -> dict[str, Any]:
-    """Top-level (picklable) job entry point used by every executor (``provider`` may be a module name)."""
+                progress: bool, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Top-level (picklable) job entry point used by every executor (``provider`` may be a module name).
+
+    ``options``: ``device``, ``amp``, ``channels_last``, ``checkpoint_dir``, ``checkpoint_every`` (not protocol).
+    """
+    options = dict(options or {})
+    ckpt_dir = options.pop("checkpoint_dir", None)
+    checkpoint = Path(ckpt_dir) / checkpoint_name(*job) if ckpt_dir else None
     return run_one(job.arch, job.method, job.seed, cfg, provider=provider, threads=threads,
-                   data_root=data_root, progress=progress)
+                   data_root=data_root, progress=progress, checkpoint=checkpoint, **options)
 
 
 def local_executor(jobs: list[Job], cfg: dict[str, Any], *, workers: int = 1, threads: int = 1,
                    provider: Any = None, data_root: str | None = None, progress: bool = True,
-                   **_: Any) -> Iterator[dict[str, Any]]:
-    """Run jobs in this process (``workers=1``) or in ``workers`` spawned processes."""
+                   options: dict[str, Any] | None = None, **_: Any) -> Iterator[dict[str, Any]]:
+    """Run jobs in this process (``workers=1``) or in ``workers`` spawned processes, in the order given."""
     if workers <= 1:
         for job in jobs:
-            yield _job_runner(job, cfg, threads, provider, data_root, progress)
+            yield _job_runner(job, cfg, threads, provider, data_root, progress, options)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn, not fork: forking a process that already started torch's thread pools can deadlock.
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futs = [pool.submit(_job_runner, job, cfg, threads, provider, data_root, False) for job in jobs]
+        # Submitted in plan order, so the pool starts them in that order (erm/neurn pairs first, ...).
+        futs = [pool.submit(_job_runner, job, cfg, threads, provider, data_root, False, options) for job in jobs]
         try:
             for fut in as_completed(futs):
                 yield fut.result()
@@ -173,8 +207,12 @@ def local_executor(jobs: list[Job], cfg: dict[str, Any], *, workers: int = 1, th
 
 
 def dask_executor(jobs: list[Job], cfg: dict[str, Any], *, scheduler: Any = None, threads: int = 1,
-                  provider: Any = None, data_root: str | None = None, **_: Any) -> Iterator[dict[str, Any]]:
-    """Run jobs on a ``dask.distributed`` cluster (``scheduler``: address or Client); records come back here."""
+                  provider: Any = None, data_root: str | None = None, options: dict[str, Any] | None = None,
+                  **_: Any) -> Iterator[dict[str, Any]]:
+    """Run jobs on a ``dask.distributed`` cluster (``scheduler``: address or Client); records come back here.
+
+    Checkpoints go to the results folder's path as the workers see it (a shared file system resumes them).
+    """
     try:
         from dask.distributed import Client, as_completed
     except ImportError:
@@ -184,7 +222,7 @@ def dask_executor(jobs: list[Job], cfg: dict[str, Any], *, scheduler: Any = None
     own = not isinstance(scheduler, Client)
     client = Client(scheduler) if own else scheduler
     try:
-        futs = [client.submit(_job_runner, job, cfg, threads, provider, data_root, False, pure=False,
+        futs = [client.submit(_job_runner, job, cfg, threads, provider, data_root, False, options, pure=False,
                               key=f"neurn-{job.arch}-{job.method}-s{job.seed}-{os.getpid()}") for job in jobs]
         for fut in as_completed(futs):
             yield fut.result()
@@ -258,11 +296,22 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
               iters: int = 10_000, eval_limit: int | None = None, domains: str | list[str] | None = None,
               executor: str = "local", workers: int = 1, threads: int | None = None, scheduler: Any = None,
               provider: Any = None, data_root: str | None = None, retry_failed: bool = False,
-              progress: bool = True, notify: Callable[[str], None] = print) -> list[dict[str, Any]]:
+              progress: bool = True, notify: Callable[[str], None] = print, device: str = "cpu",
+              amp: bool = False, channels_last: bool = False, checkpoint_every: int = 500,
+              curve_every: int = 0, curve_eval_limit: int = 1000,
+              pairs_first: list[str] | None = None) -> list[dict[str, Any]]:
     """Run every pending (arch, method, seed) of the sweep into ``out``; returns the new records.
 
-    Order of checks: arguments, the output folder, the target domains (each loaded once), the
-    folder's config and records; only then does training start.
+    Order of checks: arguments (the device included), the output folder, the target domains (each
+    loaded once), the folder's config and records; only then does training start.
+
+    Protocol arguments (stored in ``config.json`` and every record's ``config``): ``iters``,
+    ``eval_limit``, ``domains``, ``curve_every`` (source test accuracy every M iterations into the record's
+    ``source_curve``; 0: off) and ``curve_eval_limit`` (its images). Execution arguments (recorded per run,
+    not in the config): ``device`` (cpu, cuda, auto), ``amp`` (autocast, CUDA only), ``channels_last``,
+    ``checkpoint_every`` (save the run's state to ``<out>/.ckpt/`` every N iterations and resume from it;
+    0: off; removed once the record is written), ``workers``, ``threads``, ``executor``. ``pairs_first``:
+    methods whose runs go first (see :func:`job_order`).
     """
     archs = parse_names(archs, list_archs(), "architecture")
     methods = parse_names(methods, list_methods(), "method")
@@ -279,26 +328,45 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
         raise InvalidArgument(f"--workers must be >= 1; got {workers}")
     if threads is not None and threads < 1:
         raise InvalidArgument(f"--threads must be >= 1; got {threads}")
+    if checkpoint_every < 0:
+        raise InvalidArgument(f"--checkpoint-every must be >= 0 (0: no checkpoints); got {checkpoint_every}")
+    if curve_every < 0 or curve_eval_limit < 1:
+        raise InvalidArgument(f"--curve-every must be >= 0 and the curve's eval limit >= 1; "
+                              f"got {curve_every} and {curve_eval_limit}")
+    device = resolve_device(device)  # --device cuda on a machine without CUDA: one line, before any output
+    if amp and device != "cuda":
+        raise InvalidArgument("--amp needs --device cuda (autocast is used on CUDA only)")
     out = check_output_dir(out)  # an unwritable --out fails now, not when the first run finishes
     local_provider = resolve_provider(provider)
     targets = resolve_targets(domains, "mnist", local_provider, data_root, notify)
-    cfg = default_protocol(iters, eval_limit, targets)
+    cfg = default_protocol(iters, eval_limit, targets, curve_every=curve_every, curve_eval_limit=curve_eval_limit)
     check_or_write_config(out, cfg)
-    pending, finished = plan(archs, methods, seeds, out, retry_failed, notify=notify)
+    pending, finished = plan(archs, methods, seeds, out, retry_failed, notify=notify, pairs_first=pairs_first)
     if finished:
         notify(f"{len(finished)} run(s) already recorded in {out}; skipping them")
+        for job in finished:  # killed between writing the record and removing the checkpoint
+            _remove_checkpoint(out, job)
     if pending:
         # Runs in this process reuse the loaded splits; other processes load their own.
         check_domains(local_provider, cfg, data_root, keep=executor == "local" and workers <= 1)
+        resumable = [j for j in pending if checkpoint_path(out, j).exists()] if checkpoint_every else []
+        if resumable:
+            notify(f"{len(resumable)} run(s) resume from their checkpoint in {out / CHECKPOINT_DIR}")
     threads = threads or default_threads(workers)
     # Worker processes get the provider by module name (modules do not pickle); this process keeps the object.
     job_provider = local_provider if executor == "local" and workers <= 1 else portable_provider(local_provider)
+    options = {"device": device, "amp": bool(amp), "channels_last": bool(channels_last),
+               "checkpoint_dir": str(out / CHECKPOINT_DIR) if checkpoint_every else None,
+               "checkpoint_every": int(checkpoint_every)}
     new = []
     bar = tqdm(total=len(pending), desc="sweep", unit="run", disable=not progress or not pending,
                dynamic_ncols=True)
     for rec in EXECUTORS[executor](pending, cfg, workers=workers, threads=threads, scheduler=scheduler,
-                                   provider=job_provider, data_root=data_root, progress=progress):
-        write_json_atomic(out / record_name(rec["arch"], rec["method"], rec["seed"]), rec)
+                                   provider=job_provider, data_root=data_root, progress=progress,
+                                   options=options):
+        job = Job(rec["arch"], rec["method"], rec["seed"])
+        write_json_atomic(out / record_name(*job), rec)
+        _remove_checkpoint(out, job)  # the record is the result now; a rerun never resumes a finished run
         new.append(rec)
         bar.update(1)
         if rec["status"] != "ok":

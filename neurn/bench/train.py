@@ -6,12 +6,15 @@ compared across runs. ``provider`` is anything with the ``neurn.domains`` interf
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import sys
 import types
 import time
+import warnings
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -90,20 +93,108 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return correct / max(1, len(y))
 
 
+def resolve_device(device: str) -> str:
+    """``cpu`` / ``cuda`` / ``auto`` -> the device runs use; ``cuda`` without a GPU raises ``BenchError``."""
+    from neurn.errors import BenchError, UnknownName
+
+    if device not in ("cpu", "cuda", "auto"):
+        raise UnknownName("device", device, ["cpu", "cuda", "auto"])
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda: no CUDA GPU is available here (torch.cuda.is_available() is False); "
+                         "use --device cpu or --device auto")
+    return device
+
+
+def amp_dtype(device: str, amp: bool) -> torch.dtype | None:
+    """The autocast dtype: bf16 where the GPU supports it, else fp16 (with a grad scaler); None when off."""
+    if not amp or device != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+CHECKPOINT_FORMAT = 1
+
+
+def checkpoint_name(arch: str, method: str, seed: int) -> str:
+    """File name of one run's checkpoint (in ``<out>/.ckpt/``): ``<arch>-<method>-s<seed>.pt``."""
+    return f"{arch}-{method}-s{seed}.pt"
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """``torch.save`` through the one atomic writer: a killed process leaves the previous checkpoint intact."""
+    from archsim._io import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _try_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Save a checkpoint; one that cannot be written (disk full, ...) is a warning, never a failed run."""
+    try:
+        _save_checkpoint(path, state)
+    except OSError as exc:
+        warnings.warn(f"{exc}; training goes on without this checkpoint")
+
+
+def _load_checkpoint(path: Path, job: tuple[str, str, int], cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint of this job under this protocol, or None (absent, unreadable or another run: a warning)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        ok = (isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
+              and tuple(state.get("job", ())) == tuple(job) and state.get("config") == cfg)
+    except Exception as exc:  # a damaged file (any unpickling error): start over, never crash the run
+        warnings.warn(f"checkpoint {path} cannot be read ({type(exc).__name__}); starting the run from scratch")
+        return None
+    if not ok:
+        warnings.warn(f"checkpoint {path} belongs to another run or config; starting the run from scratch")
+        return None
+    return state
+
+
 def run_one(arch: str, method: str, seed: int, cfg: dict[str, Any], provider: Any = None,
-            threads: int | None = None, data_root: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train and evaluate one run; returns its record (``status`` ok/failed, never raises on a bad run)."""
+            threads: int | None = None, data_root: str | None = None, progress: bool = True,
+            device: str = "cpu", amp: bool = False, channels_last: bool = False,
+            checkpoint: str | Path | None = None, checkpoint_every: int = 0) -> dict[str, Any]:
+    """Train and evaluate one run; returns its record (``status`` ok/failed, never raises on a bad run).
+
+    Args:
+        arch, method, seed: the run.
+        cfg: the protocol (:func:`neurn.bench.protocol.default_protocol`).
+        provider: the domains (None: ``neurn.domains``; a module name is imported).
+        threads: torch intra-op threads for this process (None: leave as is).
+        data_root: folder of user-supplied datasets.
+        progress: show a progress bar.
+        device: ``cpu`` or ``cuda`` (already resolved, see :func:`resolve_device`).
+        amp: autocast (bf16, or fp16 with a grad scaler) on CUDA; ignored on CPU.
+        channels_last: model and data in the channels-last memory format.
+        checkpoint: file to save the training state to every ``checkpoint_every`` iterations and to
+            resume from when it exists (the caller removes it once the record is written).
+        checkpoint_every: iterations between checkpoints (0: none).
+
+    Returns:
+        The record. ``device``, ``amp``, ``channels_last`` are recorded but are not part of ``config``.
+    """
+    dtype = amp_dtype(device, amp)
     rec: dict[str, Any] = {
         "arch": arch, "method": method, "seed": int(seed), "iters": cfg["iters"],
         "family": get_arch(arch).family, "status": "running", "reason": None, "accuracy": {},
         "n_eval": {}, "config": cfg, "versions": package_versions(),
+        "device": device, "amp": str(dtype).removeprefix("torch.") if dtype else False,
+        "channels_last": bool(channels_last),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if threads:
         torch.set_num_threads(threads)
     rec["threads"] = torch.get_num_threads()
+    opts = {"device": device, "dtype": dtype, "channels_last": bool(channels_last),
+            "checkpoint": Path(checkpoint) if checkpoint and checkpoint_every else None,
+            "checkpoint_every": int(checkpoint_every)}
     try:
-        _train_and_eval(rec, arch, method, int(seed), cfg, resolve_provider(provider), data_root, progress)
+        _train_and_eval(rec, arch, method, int(seed), cfg, resolve_provider(provider), data_root, progress, opts)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # a broken run must not kill the sweep; the reason is kept in the record
@@ -112,56 +203,114 @@ def run_one(arch: str, method: str, seed: int, cfg: dict[str, Any], provider: An
     return rec
 
 
+def _to_device(x: torch.Tensor, device: str, channels_last: bool) -> torch.Tensor:
+    x = x.to(device)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
 def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg: dict[str, Any],
-                    provider: Any, data_root: str | None, progress: bool) -> None:
+                    provider: Any, data_root: str | None, progress: bool,
+                    opts: dict[str, Any] | None = None) -> None:
     """Fill ``rec`` in place (so a failure part-way still reports what was measured)."""
+    opts = opts or {"device": "cpu", "dtype": None, "channels_last": False, "checkpoint": None,
+                    "checkpoint_every": 0}
+    device, dtype, cl = opts["device"], opts["dtype"], opts["channels_last"]
     torch.use_deterministic_algorithms(True, warn_only=True)
     x_src, y_src = load_split(provider, cfg["source"], "train", cfg, limit=cfg["source_limit"], data_root=data_root)
+    # The data moves to the device once; every batch is then an index into it (no per-step copies).
+    x_src, y_src = _to_device(x_src, device, cl), y_src.to(device)
+    curve_every = int(cfg.get("curve_every", 0) or 0)
+    if curve_every:
+        x_cur, y_cur = load_split(provider, cfg["source"], "test", cfg, limit=cfg.get("curve_eval_limit", 1000),
+                                  data_root=data_root)
+        x_cur, y_cur = _to_device(x_cur, device, cl), y_cur.to(device)
     m = get_method(method)
     torch.manual_seed(seed)  # same seed -> same initial weights for every method: paired comparisons
     model = m.wrap(create_arch(arch, cfg["num_classes"], cfg["channels"]))
     rec["n_params"] = count_params(model)
+    model = model.to(device, memory_format=torch.channels_last) if cl else model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    autocast = (lambda: torch.autocast("cuda", dtype=dtype)) if dtype else contextlib.nullcontext
     batch_gen = torch.Generator().manual_seed(seed)
     # A separate stream for augmentations keeps the batch order identical across methods.
     aug_gen = torch.Generator().manual_seed(1_000_003 + seed)
     n, bs = len(y_src), cfg["batch_size"]
     order, pos = torch.randperm(n, generator=batch_gen), 0
     log_every = max(1, cfg["iters"] // 50)
-    curve, window = [], []
-    t0 = time.perf_counter()
+    curve, window, source_curve, start, elapsed = [], [], [], 0, 0.0
+    ckpt, every = opts["checkpoint"], opts["checkpoint_every"]
+    state = _load_checkpoint(ckpt, (arch, method, seed), cfg) if ckpt else None
+    if state is not None:
+        # Everything the remaining iterations depend on: weights, Adam moments, both generators, the
+        # global RNG (dropout), the epoch's batch order and position, and the curves so far.
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        batch_gen.set_state(state["batch_gen"])
+        aug_gen.set_state(state["aug_gen"])
+        torch.set_rng_state(state["torch_rng"])
+        if device == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        order, pos, start = state["order"], int(state["pos"]), int(state["iter"])
+        curve, window, source_curve = state["curve"], state["window"], state["source_curve"]
+        elapsed = float(state["train_time_s"])
+        rec["resumed_from"] = start
+    t0 = time.perf_counter() - elapsed
     model.train()
-    bar = tqdm(range(cfg["iters"]), desc=f"{arch}/{method}/s{seed}", leave=False, disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(range(start, cfg["iters"]), desc=f"{arch}/{method}/s{seed}", leave=False, disable=not progress,
+               file=sys.stderr, dynamic_ncols=True, initial=start, total=cfg["iters"])
     for it in bar:
         if pos + bs > n:
             order, pos = torch.randperm(n, generator=batch_gen), 0
-        idx = order[pos:pos + bs]
+        idx = order[pos:pos + bs].to(device)
         pos += bs
-        loss = m.loss(model, x_src[idx], y_src[idx], aug_gen, cfg)
-        loss_value = loss.detach().item()
+        with autocast():
+            loss = m.loss(model, x_src[idx], y_src[idx], aug_gen, cfg)
+        loss_value = loss.detach().float().item()
         if not math.isfinite(loss_value):
             rec["status"], rec["reason"] = "failed", f"non-finite loss ({loss_value}) at iteration {it}"
             rec["train_time_s"] = round(time.perf_counter() - t0, 3)
             rec["loss_curve"] = curve
+            if curve_every:
+                rec["source_curve"] = source_curve
             bar.close()
             return
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         window.append(loss_value)
         if (it + 1) % log_every == 0 or it + 1 == cfg["iters"]:
             curve.append([it + 1, round(sum(window) / len(window), 5)])
             bar.set_postfix(loss=f"{curve[-1][1]:.3f}")
             window = []
+        if curve_every and ((it + 1) % curve_every == 0 or it + 1 == cfg["iters"]):
+            with autocast():
+                source_curve.append([it + 1, round(evaluate(model, x_cur, y_cur), 5)])
+            model.train()
+        if ckpt is not None and every and (it + 1) % every == 0 and it + 1 < cfg["iters"]:
+            _try_checkpoint(ckpt, {
+                "format": CHECKPOINT_FORMAT, "job": [arch, method, seed], "config": cfg, "iter": it + 1,
+                "model": model.state_dict(), "opt": opt.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "batch_gen": batch_gen.get_state(), "aug_gen": aug_gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state() if device == "cuda" else None,
+                "order": order, "pos": pos, "curve": curve, "window": window, "source_curve": source_curve,
+                "train_time_s": time.perf_counter() - t0})
     bar.close()
     rec["train_time_s"] = round(time.perf_counter() - t0, 3)
     rec["loss_curve"] = curve
     rec["final_loss"] = curve[-1][1] if curve else None
+    if curve_every:
+        rec["source_curve"] = source_curve
     t1 = time.perf_counter()
     for name in cfg["targets"]:
         x, y = load_split(provider, name, "test", cfg, limit=cfg["eval_limit"], data_root=data_root)
-        rec["accuracy"][name] = evaluate(model, x, y)
+        with autocast():
+            rec["accuracy"][name] = evaluate(model, _to_device(x, device, cl), y.to(device))
         rec["n_eval"][name] = len(y)
     rec["eval_time_s"] = round(time.perf_counter() - t1, 3)
     rec["status"] = "ok"
