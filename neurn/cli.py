@@ -140,7 +140,8 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @cli.command("bench")
 @click.option("--archs", default="digitnet", show_default=True,
               help="Comma list of architectures (neurn.bench.list_archs()), or 'all'.")
-@click.option("--methods", default="erm,neurn", show_default=True, help="Comma list of methods, or 'all'.")
+@click.option("--methods", default="erm,neurn", show_default=True, help="Comma list of methods (neurn.bench.list_methods()), or 'all' (erm, neurn, randconv, "
+                   "neurn+randconv; the NeuRN ablation variants are named explicitly).")
 @click.option("--seeds", default="0,1,2", show_default=True,
               help="Seeds: '0,1,2' or '0-4' (at most 1000, each below 2**31).")
 @click.option("--iters", type=int, default=10_000, show_default=True, help="Training iterations (protocol: 10000).")
@@ -187,7 +188,7 @@ def bench_cmd(ctx: click.Context, archs: str, methods: str, seeds: str, iters: i
     """Train every (arch, method, seed) on MNIST[:10000] and record its accuracy on each target domain."""
     from neurn.bench.archs import list_archs
     from neurn.bench.methods import list_methods
-    from neurn.bench.protocol import ALL_ARCHS, PRESET_FIXED, get_preset
+    from neurn.bench.protocol import ALL_ARCHS, ALL_METHODS, PRESET_FIXED, get_preset
     from neurn.bench.sweep import run_sweep
 
     if quick and preset:
@@ -227,7 +228,7 @@ def bench_cmd(ctx: click.Context, archs: str, methods: str, seeds: str, iters: i
     if out is None:
         raise click.UsageError("--out is required (or use --quick or --preset)")
     archs = ",".join(list_archs()) if archs == "all" else archs
-    methods = ",".join(list_methods()) if methods == "all" else methods
+    methods = ",".join(ALL_METHODS) if methods == "all" else methods
     checkpoint_every = DEFAULT_CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
     recs = run_sweep(archs, methods, seeds, out, iters=iters, eval_limit=eval_limit, domains=domains,
                      executor=executor, workers=workers or 1, threads=threads, scheduler=scheduler,

@@ -193,3 +193,33 @@ def test_default_protocol_randconv_is_the_authors_rc_img_digits_setting():
 def test_randconv_settings_are_checked(field, value, match):
     with pytest.raises(InvalidArgument, match=match):
         randconv_view(torch.rand(1, 3, 4, 4), torch.Generator(), _cfg(**{field: value}))
+
+
+def test_ablation_variants_build_the_layer_they_name():
+    """Each NeuRN ablation method wraps the net in a NeuRN with its window and padding; `neurn` is k=3/zeros."""
+    from neurn.bench.methods import ABLATION_METHODS, neurn_variant
+    from neurn.bench.protocol import ABLATION_METHODS as PRESET_ABLATION
+    from neurn.layer import NeuRN
+
+    assert ABLATION_METHODS == PRESET_ABLATION
+    for k in (3, 5, 7):
+        for pad in ("zeros", "reflect"):
+            wrapped = get_method(neurn_variant(k, pad)).wrap(torch.nn.Identity())
+            layer = wrapped[0]
+            assert isinstance(layer, NeuRN) and (layer.kernel_size, layer.padding) == (k, pad)
+    assert get_method("neurn-k7-reflect").loss is get_method("erm").loss
+
+
+def test_methods_all_means_the_four_paper_methods(tmp_path, monkeypatch):
+    """`--methods all` stays the paper's comparison when ablation variants are registered."""
+    from click.testing import CliRunner
+
+    import neurn.bench.sweep
+    from neurn.cli import cli
+
+    seen = {}
+    monkeypatch.setattr(neurn.bench.sweep, "run_sweep", lambda archs, methods, *a, **k: seen.setdefault("m", methods) and [])
+    res = CliRunner().invoke(cli, ["bench", "--methods", "all", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert seen["m"] == "erm,neurn,randconv,neurn+randconv"
+    assert "neurn-k5" in list_methods()

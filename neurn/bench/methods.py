@@ -12,6 +12,7 @@ Register your own by decorating its loss: ``@register_method(wrap=..., descripti
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 import torch
@@ -54,8 +55,10 @@ register_method.__doc__ = """Register a method by decorating its per-batch loss 
 def list_methods(pattern: str = "*") -> list[str]:
     """Registered method names matching ``pattern``, in registration order.
 
-    >>> list_methods()
+    >>> list_methods()[:4]
     ['erm', 'neurn', 'randconv', 'neurn+randconv']
+    >>> list_methods("neurn-k5*")
+    ['neurn-k5', 'neurn-k5-reflect']
     """
     return METHODS.list(pattern)
 
@@ -169,11 +172,30 @@ def randconv_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch
     return ce + lam * randconv_consistency(logits)
 
 
-def with_neurn(model: nn.Module) -> nn.Module:
-    """NeuRN as the first layer; the architecture is otherwise unchanged."""
+def with_neurn(model: nn.Module, kernel_size: int = 3, padding: str = "zeros") -> nn.Module:
+    """NeuRN (k×k window, ``padding``) as the first layer; the architecture is otherwise unchanged."""
     from neurn.layer import NeuRN
 
-    return nn.Sequential(NeuRN(), model)
+    return nn.Sequential(NeuRN(kernel_size=kernel_size, padding=padding), model)
+
+
+# The ablation the paper lacks (issue #12 item 6): NeuRN's window k in {3, 5, 7} x padding {zeros, reflect}.
+# ``neurn`` itself is k=3 with zero padding; the variants are named for what differs from it.
+ABLATION_KERNELS = (3, 5, 7)
+ABLATION_PADDINGS = ("zeros", "reflect")
+
+
+def neurn_variant(kernel_size: int, padding: str) -> str:
+    """Method name of a NeuRN ablation variant: ``neurn`` for k=3/zeros, else e.g. ``neurn-k5-reflect``.
+
+    >>> [neurn_variant(k, p) for p in ABLATION_PADDINGS for k in ABLATION_KERNELS]
+    ['neurn', 'neurn-k5', 'neurn-k7', 'neurn-reflect', 'neurn-k5-reflect', 'neurn-k7-reflect']
+    """
+    parts = ["neurn"] + ([f"k{kernel_size}"] if kernel_size != 3 else []) + ([padding] if padding != "zeros" else [])
+    return "-".join(parts)
+
+
+ABLATION_METHODS = [neurn_variant(k, p) for p in ABLATION_PADDINGS for k in ABLATION_KERNELS]
 
 
 register_method("erm", description="baseline: cross-entropy on the source domain")(erm_loss)
@@ -182,3 +204,6 @@ register_method("randconv", description="RandConv (Xu et al. 2021): random convo
                 "as in the authors' digits code")(randconv_loss)
 register_method("neurn+randconv", wrap=with_neurn,
                 description="NeuRN first layer, trained with RandConv")(randconv_loss)
+for _k, _p in [(k, p) for p in ABLATION_PADDINGS for k in ABLATION_KERNELS][1:]:  # neurn itself is above
+    register_method(neurn_variant(_k, _p), wrap=partial(with_neurn, kernel_size=_k, padding=_p),
+                    description=f"ablation: NeuRN with a {_k}x{_k} window, {_p} padding")(erm_loss)

@@ -88,7 +88,10 @@ def package_versions() -> dict[str, str]:
 PRESET_FIXED = ("archs", "methods", "seeds", "iters", "eval_limit", "curve_every")
 PRESET_DEFAULTS = ("out", "device", "amp", "channels_last", "workers", "threads", "checkpoint_every")
 ALL_ARCHS = "all"  # resolved to every registered architecture when the preset is used
-ALL_METHODS = ["erm", "neurn", "randconv", "neurn+randconv"]
+ALL_METHODS = ["erm", "neurn", "randconv", "neurn+randconv"]  # what `--methods all` means: the paper's comparison
+# The NeuRN window/padding variants (neurn.bench.methods.ABLATION_METHODS, spelled out to keep this module
+# free of torch): `neurn` is k=3 with zero padding.
+ABLATION_METHODS = ["neurn", "neurn-k5", "neurn-k7", "neurn-reflect", "neurn-k5-reflect", "neurn-k7-reflect"]
 
 # CPU cost per training iteration, digitnet-free candidates (batch 32, 32x32x3, Adam, 1 thread, the shared
 # 2-core build machine, 10 timed steps after 3 warm-up ones, one process per arch in a row, ms/iteration):
@@ -111,6 +114,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         # Job order: for each seed, for each arch, erm then neurn; then the same for the randconv methods,
         # so a time-out still leaves whole erm/neurn pairs (the paper's claim) before any RandConv run.
         "pairs_first": ["erm", "neurn"],
+    },
+    "ablation": {
+        "description": "NeuRN window 3/5/7 x padding zeros/reflect on digitnet x seeds 0,1,2 at 2,000 iterations "
+                       "(the cpu-converge protocol), full test splits, CPU, 1 thread per worker",
+        "fixed": {"archs": ["digitnet"], "methods": ABLATION_METHODS, "seeds": [0, 1, 2],
+                  "iters": 2_000, "eval_limit": None, "curve_every": 200},
+        "defaults": {"out": "results/ablation-neurn-i2000", "device": "cpu", "amp": False, "channels_last": False,
+                     "workers": 2, "threads": 1, "checkpoint_every": 250},
     },
     "cpu-converge": {
         "description": "digitnet, mobilenet_v2 and vit_p4 x the 4 methods x seeds 0,1,2 at 2,000 iterations, "
