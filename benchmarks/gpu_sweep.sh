@@ -1,38 +1,60 @@
 #!/usr/bin/env bash
-# The GPU reference sweep (issue #12): `neurn bench --preset reference-gpu` on one CUDA GPU.
+# The GPU reference sweep (issue #12): `neurn bench --preset reference-gpu` on one CUDA GPU, within a budget.
 #
-#   benchmarks/gpu_sweep.sh [extra neurn bench options, e.g. --workers 12]
+#   SWEEP_BUDGET_S=480 benchmarks/gpu_sweep.sh [extra neurn bench options, e.g. --workers 12]
 #
-# Records go to $OUT/ref-gpu-i10000 when $OUT is set (the device machine's return folder), else to
-# results/ref-gpu-i10000. It is resumable across calls: every record is written as its run ends, a rerun
-# skips the recorded runs, and an interrupted run resumes from its checkpoint (<out>/.ckpt, every 500
-# iterations). When $OUT is set, the records (and checkpoints) already in results/ref-gpu-i10000 are
-# copied there first, so a fresh machine that got this working tree continues where the last call stopped;
-# copy $OUT/ref-gpu-i10000 back into results/ref-gpu-i10000 after each call.
-set -euo pipefail
+# The sweep runs in results/ref-gpu-i10000 of this working tree (records + .ckpt checkpoints). It is
+# resumable: every record is written as its run ends and a rerun skips the recorded runs.
+#
+# On the device machine ($OUT set), only the small JSON records, config.json, table.md and the log are copied
+# to $OUT/ref-gpu-i10000 at the end -- never the checkpoints (tens of MB per run, they made the return
+# folder unreadable once). Copy them back into results/ref-gpu-i10000 and commit them after each call.
+#
+# Why a process group and our own clock: the sweep spawns worker processes; a plain `timeout` around this
+# script once left workers alive holding the output pipe, the device call ran into its hard limit and
+# nothing came back. So the sweep runs in its own session (setsid) with output to a log file, and after
+# SWEEP_BUDGET_S seconds the whole group gets SIGTERM, then SIGKILL 15 s later; the copy to $OUT always runs.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
-REPO_OUT=results/ref-gpu-i10000
-if [[ -n "${OUT:-}" ]]; then
-    DEST="$OUT/ref-gpu-i10000"
-    mkdir -p "$DEST"
-    if [[ -d "$REPO_OUT" ]]; then
-        cp -a "$REPO_OUT"/. "$DEST"/
-    fi
-else
-    DEST="$REPO_OUT"
-fi
+WORK="${SWEEP_WORK:-results/ref-gpu-i10000}"
+BUDGET="${SWEEP_BUDGET_S:-480}"
+mkdir -p "$WORK"
+LOG="$WORK/sweep.log"
 
 PY=python
 [[ -x .venv/bin/python ]] && PY=.venv/bin/python
 # Deterministic cuBLAS (the runs call torch.use_deterministic_algorithms) without a warning per process.
 export CUBLAS_WORKSPACE_CONFIG="${CUBLAS_WORKSPACE_CONFIG:-:4096:8}"
 
+start=$(date +%s)
+setsid "$PY" -m neurn.cli bench --preset reference-gpu --out "$WORK" "$@" >"$LOG" 2>&1 < /dev/null &
+leader=$!
 status=0
-"$PY" -m neurn.cli bench --preset reference-gpu --out "$DEST" "$@" || status=$?
-runs=$(find "$DEST" -maxdepth 1 -name '*-s[0-9]*.json' | wc -l)
-if (( runs > 0 )) && table=$("$PY" -m neurn.cli table "$DEST"); then
-    printf '%s\n' "$table" > "$DEST/table.md"
-    echo "$runs run(s) recorded in $DEST; table: $DEST/table.md"
+while kill -0 "$leader" 2>/dev/null; do
+    if (( $(date +%s) - start >= BUDGET )); then
+        echo "gpu_sweep: budget of ${BUDGET} s reached; stopping the sweep (finished records are kept)" >&2
+        kill -TERM -- "-$leader" 2>/dev/null
+        sleep 15
+        kill -KILL -- "-$leader" 2>/dev/null
+        status=124
+        break
+    fi
+    sleep 2
+done
+if (( status == 0 )); then
+    wait "$leader"; status=$?
+fi
+tail -n 20 "$LOG" | tr '\r' '\n' | tail -n 8 >&2
+
+runs=$(find "$WORK" -maxdepth 1 -name '*-s[0-9]*.json' | wc -l)
+if (( runs > 0 )) && table=$("$PY" -m neurn.cli table "$WORK" 2>/dev/null); then
+    printf '%s\n' "$table" > "$WORK/table.md"
+fi
+echo "gpu_sweep: $runs run(s) recorded in $WORK after $(( $(date +%s) - start )) s (status $status)"
+if [[ -n "${OUT:-}" ]]; then
+    mkdir -p "$OUT/ref-gpu-i10000"
+    find "$WORK" -maxdepth 1 -type f \( -name '*.json' -o -name '*.md' -o -name '*.log' \) \
+        -exec cp {} "$OUT/ref-gpu-i10000/" \;
 fi
 exit "$status"
