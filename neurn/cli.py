@@ -93,9 +93,12 @@ def build_cmd(names: tuple[str, ...], splits: tuple[str, ...]) -> None:
               help="NeuRN window size.")
 @click.option("--results", type=click.Path(), default=None,
               help="Benchmark results folder: also write neurn_gains.png (gain of neurn over erm).")
+@click.option("--ablation", type=click.Path(), default=None,
+              help="NeuRN ablation results folder (neurn bench --preset ablation): also write neurn_ablation.png "
+                   "(with --results, its erm runs of the same arch are drawn as a reference line).")
 @data_root_option
 def figures_cmd(out_dir: str, per_domain: int, kernel_size: int, data_root: str | None,
-                results: str | None) -> None:
+                results: str | None, ablation: str | None) -> None:
     """Write neurn_examples.png: originals over their NeuRN versions for four domains."""
     from pathlib import Path
 
@@ -109,6 +112,11 @@ def figures_cmd(out_dir: str, per_domain: int, kernel_size: int, data_root: str 
         from neurn.bench.report import load_records
 
         records = load_records(results, notify=_warn_line)
+    ablation_records = None
+    if ablation is not None:
+        from neurn.bench.report import load_records
+
+        ablation_records = load_records(ablation, notify=_warn_line)
     path = examples_figure(out_dir, n=per_domain, kernel_size=kernel_size, data_root=data_root)
     click.echo(f"wrote {path}")
     if records is not None:
@@ -117,6 +125,12 @@ def figures_cmd(out_dir: str, per_domain: int, kernel_size: int, data_root: str 
         gain_path = Path(out_dir) / "neurn_gains.png"
         plot_gains(records, gain_path)
         click.echo(f"wrote {gain_path}")
+    if ablation_records is not None:
+        from neurn.plot import plot_ablation
+
+        ablation_path = Path(out_dir) / "neurn_ablation.png"
+        plot_ablation(ablation_records, ablation_path, reference=records)
+        click.echo(f"wrote {ablation_path}")
 
 
 # --- benchmark commands (issue #5): bench, table --------------------------------------------------

@@ -118,3 +118,78 @@ def plot_gains(records: list[dict[str, Any]], path: str | Path | None = None, me
         atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format=Path(path).suffix.lstrip(".") or "png"))
         plt.close(fig)
     return fig
+
+
+def _variant_of(method: str) -> tuple[int, str] | None:
+    """(kernel size, padding) of a NeuRN ablation method name (``neurn``, ``neurn-k5-reflect``, ...), else None."""
+    parts = method.split("-")
+    if parts[0] != "neurn" or any(p not in ("reflect",) and not (p[:1] == "k" and p[1:].isdigit()) for p in parts[1:]):
+        return None
+    k = next((int(p[1:]) for p in parts[1:] if p.startswith("k")), 3)
+    return k, "reflect" if "reflect" in parts[1:] else "zeros"
+
+
+def plot_ablation(records: list[dict[str, Any]], path: str | Path | None = None,
+                  reference: list[dict[str, Any]] | None = None):
+    """NeuRN window x padding ablation: accuracy per target against k, one line per padding.
+
+    Args:
+        records: benchmark records holding NeuRN variants (``neurn``, ``neurn-k5``, ``neurn-k7-reflect``, ...)
+            of one architecture; other methods are ignored.
+        path: write the PNG there (atomically); None: only return the figure.
+        reference: records whose ``erm`` runs of the same architecture are drawn as a dashed line
+            (e.g. the cpu-converge sweep, same protocol).
+
+    Returns:
+        The matplotlib figure (one panel per unseen target, plus ``avg``; points: seeds; line: mean ± std).
+    """
+    import matplotlib
+
+    from neurn.bench.report import AVG, domain_order, records_frame
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    df = records_frame(records)
+    df = df[df["method"].map(_variant_of).notna()]
+    if df.empty:
+        from neurn.errors import InvalidArgument
+
+        raise InvalidArgument("no NeuRN ablation runs (methods neurn, neurn-k5, ..., neurn-k7-reflect) in these records")
+    df = df.assign(k=df["method"].map(lambda m: _variant_of(m)[0]), padding=df["method"].map(lambda m: _variant_of(m)[1]))
+    arch = df["arch"].iloc[0]
+    source = records[0].get("config", {}).get("source", "mnist")
+    doms = [d for d in domain_order(records) if d != source]
+    ref = None
+    if reference:
+        r = records_frame(reference)
+        ref = r[(r["method"] == "erm") & (r["arch"] == arch)].groupby("domain")["accuracy"].agg(["mean", "count"])
+    fig, axes = plt.subplots(1, len(doms), figsize=(2.6 * len(doms) + 0.6, 3.2), constrained_layout=True, squeeze=False)
+    styles = {"zeros": ("tab:blue", "o", -0.08), "reflect": ("tab:orange", "s", 0.08)}
+    for ax, d in zip(axes[0], doms):
+        sub = df[df["domain"] == d]
+        for pad, (color, marker, dx) in styles.items():
+            s = sub[sub["padding"] == pad]
+            if s.empty:
+                continue
+            ax.scatter(s["k"] + dx, 100 * s["accuracy"], color=color, marker=marker, s=12, alpha=0.45, lw=0)
+            m = s.groupby("k")["accuracy"].agg(["mean", "std"]).sort_index()
+            ax.errorbar(m.index + dx, 100 * m["mean"], yerr=100 * m["std"].fillna(0), color=color, marker=marker,
+                        ms=5, capsize=2, lw=1.2, label=f"{pad} padding")
+        if ref is not None and d in ref.index:
+            ax.axhline(100 * ref.loc[d, "mean"], color="grey", ls="--", lw=1,
+                       label=f"erm ({int(ref.loc[d, 'count'])} seeds)")
+        ax.set_title("mean over targets" if d == AVG else d, fontsize=10)
+        ax.set_xticks(sorted(df["k"].unique()))
+        ax.set_xlabel("NeuRN window k")
+    axes[0][0].set_ylabel("top-1 accuracy (%)")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    iters = records[0].get("config", {}).get("iters")
+    seeds = df["seed"].nunique()
+    fig.suptitle(f"NeuRN ablation on {arch} ({iters} iterations, {seeds} seed(s); dots: seeds, bars: mean ± std)",
+                 fontsize=9)
+    if path is not None:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format=Path(path).suffix.lstrip(".") or "png"))
+        plt.close(fig)
+    return fig

@@ -175,3 +175,43 @@ def test_table_unknown_method_or_baseline_exits_2(args, msg):
 def test_table_registered_method_without_runs_says_so():
     md = format_table(load_records(FIXTURES), "md", method="neurn+randconv")
     assert "No seed has runs of both `neurn+randconv` and `erm`: no gains." in md
+
+
+def _ablation_records(records):
+    """The fixture's digitnet neurn runs relabelled as the six NeuRN variants, accuracy shifted by variant."""
+    from neurn.bench.methods import ABLATION_METHODS
+
+    out = []
+    for i, m in enumerate(ABLATION_METHODS):
+        for r in records:
+            if r["arch"] == "digitnet" and r["method"] == "neurn" and r["status"] == "ok":
+                out.append(dict(r, method=m, accuracy={d: a + 0.01 * i for d, a in r["accuracy"].items()}))
+    return out
+
+
+def test_ablation_figure_plots_the_seed_means_per_window_and_padding(records, tmp_path):
+    from neurn.plot import _variant_of, plot_ablation
+
+    assert [_variant_of(m) for m in ("neurn", "neurn-k5", "neurn-k7-reflect", "erm", "neurn+randconv")] == \
+        [(3, "zeros"), (5, "zeros"), (7, "reflect"), None, None]
+    abl = _ablation_records(records)
+    fig = plot_ablation(abl, tmp_path / "a.png", reference=records)
+    assert (tmp_path / "a.png").stat().st_size > 10_000
+    ax = fig.axes[0]  # first unseen target
+    dom = ax.get_title()
+    base = pd.Series(_acc("digitnet", "neurn", dom)).mean()
+    # The mean lines: zeros then reflect, x = k (+ a small offset), y = 100 * the seed mean.
+    bars = {c.get_label(): c.lines[0] for c in ax.containers}  # errorbar containers: (data line, caps, bars)
+    zeros, reflect = bars["zeros padding"], bars["reflect padding"]
+    assert list(zeros.get_ydata()) == pytest.approx([100 * (base + 0.01 * i) for i in range(3)])
+    assert list(reflect.get_ydata()) == pytest.approx([100 * (base + 0.01 * i) for i in range(3, 6)])
+    erm = pd.Series(_acc("digitnet", "erm", dom)).mean()
+    assert any(list(l.get_ydata()) == pytest.approx([100 * erm] * 2) for l in ax.get_lines())
+
+
+def test_ablation_figure_refuses_records_without_variants(records):
+    from neurn.errors import InvalidArgument
+    from neurn.plot import plot_ablation
+
+    with pytest.raises(InvalidArgument, match="no NeuRN ablation runs"):
+        plot_ablation([r for r in records if r["method"] == "erm"])
