@@ -247,6 +247,29 @@ def zoo_info():
         click.echo(click.style(f"warning: {msg}", fg="yellow"), err=True)
 
 
+@zoo.command("map")
+@click.option("--profile", type=click.Choice(PROFILES), default=DEFAULT_PROFILE, show_default=True,
+              help="Token profile of every model (keras: only with --zoo keras).")
+@click.option("--zoo", "which", type=click.Choice(ZOOS), default="all", show_default=True)
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,  # explorer.K_DEFAULT
+              help="Nearest models listed per model; their alignments are stored in the page.")
+@click.option("-o", "--output", default="zoo.html", show_default=True,
+              help="The HTML file to write (checked before any work).")
+def zoo_map(profile, which, k, output):
+    """Write the zoo explorer: one offline HTML page with the clustered similarity map.
+
+    The page (plotly, nothing fetched) names family bands along the axes, finds a model by
+    name, and for a clicked model lists its K nearest and shows its layers aligned against any
+    second model (pairs beyond the K nearest are aligned in the page).
+    """
+    import time
+    from .zoo.explorer import write_explorer
+    t0 = time.perf_counter()
+    path = write_explorer(output, zoo=which, profile=profile, k=k)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    click.echo(f"({time.perf_counter() - t0:.1f} s, {which} zoo, {profile} profile)", err=True)
+
+
 @cli.command()
 @click.argument("models", nargs=-1)
 @click.option("--preset", "preset_name", default=None, help="A named model list instead of MODELS (e.g. paper44).")

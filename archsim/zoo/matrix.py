@@ -107,25 +107,52 @@ def write_zoo_matrix(zoo: str, outdir, profile: str = DEFAULT_PROFILE, executor:
 
 
 def _overview(sim: np.ndarray, names: list[str], title: str) -> bytes:
-    """A clustered heatmap of the whole zoo as PNG bytes (too many rows for labels: families show as blocks)."""
+    """A clustered heatmap of the whole zoo as PNG bytes (``_overview_figure``)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy.cluster.hierarchy import leaves_list, linkage
-    from scipy.spatial.distance import squareform
 
     from ..plot import figure_bytes
-    dist = 1.0 - sim.astype(np.float64)
-    np.fill_diagonal(dist, 0.0)
-    order = leaves_list(linkage(squareform(dist, checks=False), method="average"))
-    fig, ax = plt.subplots(figsize=(10, 9))
+    fig = _overview_figure(sim, names, title)
     try:
-        im = ax.imshow(sim[np.ix_(order, order)], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title)
-        ax.set_xlabel("models (clustered order)")
-        ax.set_ylabel("models (clustered order)")
-        fig.colorbar(im, ax=ax, label="similarity index (matches / alignment length)")
-        fig.tight_layout()
         return figure_bytes(fig, "png", dpi=150, tight=False)
     finally:
         plt.close(fig)
+
+
+def _overview_figure(sim: np.ndarray, names: list[str], title: str):
+    """The clustered heatmap of the whole zoo, family bands labelled along both axes.
+
+    Too many rows for one label each: the family bands of ``archsim.zoo.families`` (contiguous
+    clusters of the order, named by their dominant prefix such as ``timm:resnet*``) label both
+    axes, with their size, and each labelled band's diagonal block is outlined.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from .families import family_bands
+    fam = family_bands(sim, names)
+    order = fam.order
+    ticks = fam.ticks()
+    fig, ax = plt.subplots(figsize=(11, 10))
+    try:
+        im = ax.imshow(sim[np.ix_(order, order)], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        for b in ticks:
+            ax.add_patch(Rectangle((b.start - 0.5, b.start - 0.5), b.size, b.size, fill=False,
+                                   edgecolor="white", linewidth=0.6, alpha=0.9))
+        pos = [b.center for b in ticks]
+        labels = [f"{b.label} ({b.size})" for b in ticks]
+        ax.set_xticks(pos, labels, rotation=90, fontsize=6)
+        ax.set_yticks(pos, labels, fontsize=6)
+        ax.tick_params(length=2, pad=1)
+        ax.set_title(title)
+        ax.set_xlabel(f"models (clustered order; {len(ticks)} of {len(fam.bands)} family bands labelled)")
+        ax.set_ylabel("models (clustered order)")
+        fig.colorbar(im, ax=ax, label="similarity index (matches / alignment length)", shrink=0.8)
+        fig.tight_layout()
+    except BaseException:
+        plt.close(fig)
+        raise
+    return fig
