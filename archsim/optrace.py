@@ -17,7 +17,9 @@ own handler.
 
 Bookkeeping that is not architecture is skipped: views and reshapes, permutes, indexing, size and
 dtype queries, ``expand``/``clone``/``contiguous``, device and dtype moves, dropout and other
-eval-time no-ops, and arithmetic with a Python scalar (attention scaling, ``x / 6``).  Only calls
+eval-time no-ops, and arithmetic with a Python scalar (attention scaling, ``x / 6``); for
+transformers models (``OpRecorder(integer_arithmetic=False)``) also arithmetic on integer or
+boolean tensors only (index and mask building: position ids, causal masks).  Only calls
 in :data:`OP_TOKENS` (plus tensor-tensor ``add``/``mul``/``matmul``) become tokens, so an unknown
 function can never add noise; :data:`EXPANSIONS` rewrites fused calls into the ops they compute
 (torchvision's ``multi_head_attention_forward`` = in-projection, attention, out-projection, the
@@ -94,8 +96,12 @@ def _name(func: Callable) -> str:
     return getattr(func, "__name__", "") or ""
 
 
-def op_tokens(func: Callable, args: tuple, kwargs: dict) -> tuple[str, ...]:
+def op_tokens(func: Callable, args: tuple, kwargs: dict, integer_arithmetic: bool = True) -> tuple[str, ...]:
     """The canonical tokens one torch-function call contributes (empty for bookkeeping).
+
+    ``integer_arithmetic=False`` leaves out tensor-tensor add/mul/matmul on integer or boolean
+    tensors only (index and mask building).  Off for transformers models only: timm's Gemma4
+    pooler computes positions that way, and the zoo's vision sequences stay as they were.
 
     >>> import torch
     >>> op_tokens(torch.relu, (torch.zeros(2),), {}), op_tokens(torch.Tensor.view, (torch.zeros(2), 2), {})
@@ -120,8 +126,12 @@ def op_tokens(func: Callable, args: tuple, kwargs: dict) -> tuple[str, ...]:
         return (tok,)
     tok = BINARY_TOKENS.get(name)
     if tok is not None:
-        operands = list(args[:2]) + [kwargs[k] for k in ("other",) if k in kwargs]
-        if sum(isinstance(a, torch.Tensor) and a.ndim > 0 for a in operands) >= 2:
+        operands = [a for a in list(args[:2]) + [kwargs[k] for k in ("other",) if k in kwargs]
+                    if isinstance(a, torch.Tensor) and a.ndim > 0]
+        # Integer and boolean arithmetic builds indices and masks (RoBERTa's position ids are a
+        # cumsum times the padding mask): bookkeeping, like arange or a comparison.
+        if len(operands) >= 2 and (integer_arithmetic or any(a.is_floating_point() or a.is_complex()
+                                                             for a in operands)):
             return (tok,)
     return ()
 
@@ -279,13 +289,22 @@ class OpRecorder:
     Args:
         model: the ``nn.Module`` whose calls are recorded; paths are its ``named_modules`` names
             (the innermost module running when the op was called).
+        atomic: optional ``atomic(module) -> tokens or None``: a module for which it returns
+            tokens is recorded as those ops (none for an empty tuple) and the ops it calls are
+            not (transformers' ``NewGELUActivation`` is one ``GELU``, not its tanh formula).
+        integer_arithmetic: record add/mul/matmul of integer or boolean tensors (see :func:`op_tokens`).
 
     After the ``with`` block, ``tokens`` and ``paths`` hold one entry per recorded op in
     :func:`canonical_order` (``deps`` says which earlier ops each one read, in that order).
     """
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, atomic: Callable[[Any], Sequence[str] | None] | None = None,
+                 integer_arithmetic: bool = True):
         self.model = model
+        self._atomic = atomic
+        self._integer_arithmetic = integer_arithmetic
+        self._depth = 0  # modules running now
+        self._muted: list[tuple[int, frozenset[int]]] = []  # (depth, provenance) of the atomic module running
         self.tokens: list[str] = []
         self.paths: list[str] = []
         self.deps: list[tuple[int, ...]] = []
@@ -303,14 +322,24 @@ class OpRecorder:
         from torch.utils._pytree import tree_leaves
         ins = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
         src = frozenset().union(*(self._prov.get(id(t), frozenset()) for t in ins))
-        toks = op_tokens(func, args, kwargs)
+        toks = () if self._muted else op_tokens(func, args, kwargs, self._integer_arithmetic)
+        src = self._emit(toks, src)
+        self._mark(result, src)
+
+    def _emit(self, toks: Sequence[str], src: frozenset[int]) -> frozenset[int]:
+        """Record ``toks`` as a chain reading ``src``; the provenance of its output."""
         path = self._stack[-1] if self._stack else ""
         for tok in toks:
             self.tokens.append(tok)
             self.paths.append(path)
             self.deps.append(tuple(sorted(src)))
             src = frozenset((len(self.tokens) - 1,))
-        for t in tree_leaves(result):
+        return src
+
+    def _mark(self, value: Any, src: frozenset[int]) -> None:
+        import torch
+        from torch.utils._pytree import tree_leaves
+        for t in tree_leaves(value):
             if isinstance(t, torch.Tensor):
                 self._prov[id(t)] = src
                 self._alive.append(t)
@@ -318,10 +347,21 @@ class OpRecorder:
     def _canonicalize(self) -> None:
         self.tokens, self.paths, self.deps = canonicalize(self.tokens, self.paths, self.deps)
 
-    def _pre(self, module, _inputs) -> None:
+    def _pre(self, module, inputs) -> None:
         self._stack.append(self._names.get(id(module), self._stack[-1] if self._stack else ""))
+        self._depth += 1
+        toks = self._atomic(module) if self._atomic is not None and not self._muted else None
+        if toks is not None:
+            import torch
+            from torch.utils._pytree import tree_leaves
+            src = frozenset().union(*(self._prov.get(id(t), frozenset()) for t in tree_leaves(inputs)
+                                      if isinstance(t, torch.Tensor)))
+            self._muted.append((self._depth, self._emit(tuple(toks), src)))
 
-    def _post(self, module, _inputs, _output) -> None:
+    def _post(self, module, _inputs, output) -> None:
+        if self._muted and self._muted[-1][0] == self._depth:
+            self._mark(output, self._muted.pop()[1])  # the module's output comes from its own op(s)
+        self._depth -= 1
         if self._stack:
             self._stack.pop()
 
@@ -354,6 +394,8 @@ class OpRecorder:
             for h in self._handles:
                 h.remove()
             self._stack.clear()
+            self._muted.clear()
+            self._depth = 0
             self._prov.clear()
             self._alive.clear()
         if exc[0] is None:

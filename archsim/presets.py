@@ -21,7 +21,7 @@ class PresetEntry:
     def source(self) -> str:
         """Where the model definition comes from: torchvision, timm or archsim."""
         prefix = self.model.partition(":")[0]
-        return {"tv": "torchvision", "timm": "timm", "archsim": "archsim", "keras": "keras"}[prefix]
+        return {"tv": "torchvision", "timm": "timm", "archsim": "archsim", "keras": "keras", "hf": "hf"}[prefix]
 
 
 PRESETS: Registry[Callable[[], list[PresetEntry]]] = Registry("preset", UnknownNameError)

@@ -24,10 +24,17 @@ def cache_dir() -> Path:
 
 
 def cache_key(model: str, profile: str, input_size) -> dict:
-    """Everything a cached sequence depends on."""
-    return {"model": model, "profile": profile,
-            "input_size": list(input_size) if input_size is not None else None,
-            "tokenizer": TOKENIZER_VERSION, **library_versions()}
+    """Everything a cached sequence depends on (an ``hf:`` model: the transformers version too)."""
+    key = {"model": model, "profile": profile,
+           "input_size": list(input_size) if input_size is not None else None,
+           "tokenizer": TOKENIZER_VERSION, **library_versions()}
+    if model.startswith("hf:"):
+        from importlib import metadata
+        try:
+            key["transformers"] = metadata.version("transformers")
+        except metadata.PackageNotFoundError:
+            key["transformers"] = "absent"
+    return key
 
 
 def _path_for(key: dict) -> Path:

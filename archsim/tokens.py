@@ -100,6 +100,63 @@ KNOWN: tuple[str, ...] = (
     "Unroll", "WindowDepartition", "WindowPartition",
 )
 
+# Known tokens added later get their letters after KNOWN's (an addition must never move a letter
+# assigned before it): transformers' modules without a torch.nn twin (archsim.models.hf_source)
+# and the other module classes of the hf: zoo.
+KNOWN_LATER: tuple[str, ...] = (
+    "RotaryEmbedding",
+    "AXK1TopkRouter", "AXK2TopkRouter", "AriaTextTopKRouter", "BailingHybridRMSNormGated",
+    "BailingHybridTopkRouter", "BambaRMSNormGated", "BeamTopKRouter", "BeitDropPath", "BloomGelu",
+    "CanaryPositionalEmbedding", "Cohere2MoeTopKRouter", "ConditionalDetrFrozenBatchNorm2d",
+    "ConditionalDetrSinePositionEmbedding", "ConvNextV2GRN", "CpmAntSegmentPositionEmbedding",
+    "CvtDropPath", "CvtSelfAttentionLinearProjection", "DINOv3ViTLayerScale",
+    "DINOv3ViTRopePositionEmbedding", "DabDetrFrozenBatchNorm2d", "DabDetrSinePositionEmbedding",
+    "Data2VecAudioPadLayer", "Data2VecVisionDropPath", "DeepseekV32TopkRouter", "DeepseekV3TopkRouter",
+    "DeformableDetrFrozenBatchNorm2d", "DeformableDetrSinePositionEmbedding", "DetrFrozenBatchNorm2d",
+    "DetrSinePositionEmbedding", "Dinov2LayerScale", "Dinov2WithRegistersLayerScale", "DonutDropPath",
+    "DoryL2Norm", "Dots3NoteTextTopkRouter", "Ernie4_5_MoeStatics", "Ernie4_5_VLMoeMoeStatics",
+    "ExaoneMoeTopkRouter", "FNetBasicFourierTransform", "FlexOlmoTopKRouter", "FlintTopKRouter",
+    "FocalNetDropPath", "Glm4MoeLiteTopkRouter", "Glm4MoeTopkRouter", "GlmMoeDsaTopkRouter",
+    "GlpnDropPath", "GptOssExperts", "GptOssTopKRouter", "GraniteDoclingPositionEmbedding",
+    "GraniteMoeHybridRMSNormGated", "GraniteMoeHybridTopKRouter", "GraniteMoeSWATopKRouter",
+    "GraniteMoeSharedTopKRouter", "GraniteMoeTopKRouter", "HYV3TopKRouter", "HYV4Experts",
+    "HYV4TopkRouter", "HYV4VLExperts", "HYV4VLTopkRouter", "HubertSamePadLayer", "Inkling2L2Clip",
+    "Inkling2LogScale", "Inkling2LoopL2Clip", "Inkling2LoopLogScale", "Inkling2LoopScaledL2Clip",
+    "Inkling2LoopSoftcap", "Inkling2ScaledL2Clip", "Inkling2Softcap", "InklingRelativeLogits",
+    "InklingTopkRouter", "InterpolateInitialPositionEmbeddings", "InterpolateMidPositionEmbeddings",
+    "JambaTopKRouter", "KimiLinearRMSNormGated", "KimiLinearTopkRouter", "Kolibri1TopKRouter",
+    "Kosmos2_5TextSinusoidalPositionalEmbedding", "LagunaTopKRouter", "LaraMiniRMSNormGated",
+    "LaraMiniTopKRouter", "LevitSubsample", "Llama4TextL2Norm", "M2M100SinusoidalPositionalEmbedding",
+    "MambaRMSNormGated", "Mask2FormerSinePositionEmbedding", "MaskFormerDropPath",
+    "MaskFormerSinePositionEmbedding", "MatMulWrapper", "MellumTopKRouter", "MgpStrDropPath",
+    "MiMoV2FlashTopkRouter", "MiniMaxM2TopKRouter", "MiniMaxM3VLExperts", "MiniMaxM3VLTopKRouter",
+    "MiniMaxTopKRouter", "Mistral4TopkRouter", "MistralLarge4TextSoftmaxScaling",
+    "MistralLarge4TextTopkRouter", "MixtralTopKRouter", "MultiScaleDeformableAttention",
+    "MuseSparkResidualGate", "NemotronAsrStreamingEncoderRelPositionalEncoding",
+    "NemotronHRMSNormGated", "NemotronHTopkRouter", "NeoMMEExclusiveSelfAttention", "NoNorm",
+    "OlmoHybridRMSNormGated", "OlmoeTopKRouter", "OpenAIPrivacyFilterExperts",
+    "OpenAIPrivacyFilterTopKRouter", "PPDocLayoutV3FrozenBatchNorm2d",
+    "PPDocLayoutV3SinePositionEmbedding", "PPDocLayoutV4FrozenBatchNorm2d", "PPDocLayoutV4S2RFusion",
+    "PPDocLayoutV4SinePositionEmbedding", "PPLCNetV3LearnableAffineBlock",
+    "ParakeetEncoderRelPositionalEncoding", "PegasusXSinusoidalPositionalEmbedding",
+    "PoolFormerDropPath", "QianfanOCRDropPath", "QuantAct", "QuantEmbedding", "QuantLinear",
+    "Qwen2MoeTopKRouter", "Qwen3MoeTopKRouter", "Qwen3NextRMSNormGated", "Qwen3NextTopKRouter",
+    "Qwen3VLMoeTextTopKRouter", "Qwen3_5MoeRMSNormGated", "Qwen3_5MoeTopKRouter", "Qwen3_5RMSNormGated",
+    "RTDetrFrozenBatchNorm2d", "RTDetrSinePositionEmbedding", "RadioInputConditioner",
+    "RadioLayerScale", "RecurrentGemmaRglru", "SEWDSamePadLayer", "SEWSamePadLayer",
+    "Sam2SinePositionEmbedding", "Sam3LiteTextTextPositionEmbedding", "Sam3SinePositionEmbedding",
+    "Sam3TrackerPositionalEmbedding", "SamHQPositionalEmbedding", "SamPositionalEmbedding",
+    "Sapiens2LayerScale", "Sapiens2RopePositionEmbedding", "SeamlessM4TSinusoidalPositionalEmbedding",
+    "SeamlessM4Tv2SinusoidalPositionalEmbedding", "SegformerDropPath", "Snake1d", "SolarOpenTopkRouter",
+    "Speech2TextSinusoidalPositionalEmbedding", "SqrtSoftplusActivation", "SquaredReLU",
+    "StableDropout", "Swin2SRPatchUnEmbeddings", "SwinDropPath", "SwinRelativePositionBias",
+    "Swinv2DropPath", "TableTransformerFrozenBatchNorm2d", "TableTransformerSinePositionEmbedding",
+    "Tipsv2SinusoidalPositionalEmbedding", "Tipsv2VisionLayerScale", "UniSpeechSamePadLayer",
+    "UniSpeechSatSamePadLayer", "UnlimitedOcrTextTopkRouter", "Wav2Vec2ConformerRelPositionalEmbedding",
+    "Wav2Vec2SamePadLayer", "WavLMSamePadLayer", "XGLMSinusoidalPositionalEmbedding", "XIELUActivation",
+    "Zamba2RMSNormGated", "ZayaQKNorm", "ZayaResidualScaling", "_WeightNorm", "xLSTMBackend",
+)
+
 # Letters of the other tokens come from a pool of non-ASCII code points (Latin-1 and Latin
 # Extended-A/B letters, then the CJK block: about 21,000), so no fixed letter is ever in it.
 _POOL_RANGES = ((0x00C0, 0x0250), (0x4E00, 0x9FFF))
@@ -158,6 +215,7 @@ class _Alphabet:
         self.owner: dict[str, str] = {v: k for k, v in LETTERS.items()}
         self._lock = threading.Lock()
         self.assign(sorted(set(_KNOWN_ALL)))
+        self.assign(KNOWN_LATER)  # after: no letter of the first group moves
 
     def letter(self, token: str) -> str:
         got = self.code.get(token)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import copy
+import logging
 import numbers
 import warnings
 from typing import Union
 
-from .errors import ArchsimError, UnknownNameError, UsageError, shorten
+from .errors import ArchsimError, ModelLoadError, UnknownNameError, UsageError, shorten
 from .tokens import PLACEHOLDERS, PROFILES, LayerSeq, apply_profile, canonical
 from .models import ModelSpec, get_model, is_factory_reference, load_factory
 
@@ -32,7 +33,13 @@ def token_name(module) -> str:
     timm's ``BatchNormAct2d`` or ``Conv2dSame`` are a ``BatchNorm2d`` and a ``Conv2d`` to
     the alignment, so subclasses of torch.nn layers take the name of that layer.
     """
-    return canonical(_torch_base(module) or type(module).__name__)
+    base = _torch_base(module)
+    if base is None and type(module).__module__.startswith("transformers."):
+        from .models.hf_source import module_token  # GELUActivation is a GELU, LlamaRMSNorm an RMSNorm
+        tok = module_token(type(module).__name__)
+        if tok is not None:
+            return tok
+    return canonical(base or type(module).__name__)
 
 
 def _is_token_module(module) -> bool:
@@ -58,8 +65,19 @@ def _definition_order(model) -> tuple[list[str], list[str]]:
     return [token_name(m) for _, m in mods], [p for p, _ in mods]
 
 
-def _record_forward(model, input_size: tuple[int, ...]) -> dict[str, tuple[list[str], list[str]]]:
+def _record_forward(model, input_size: tuple[int, ...], inputs: list[tuple[tuple, dict]] | None = None,
+                    fake: bool = False) -> dict[str, tuple[list[str], list[str]]]:
     """Run one forward pass on the meta device; record every layer call and every tensor op.
+
+    Args:
+        model: the module.
+        input_size: the size of the default input, one zero image ``(1, *input_size)``.
+        inputs: instead of it, ``(args, kwargs)`` candidates of meta tensors, tried in turn until
+            one runs (a transformers model takes ``input_ids=`` or ``pixel_values=``).
+        fake: a transformers model: run on fake tensors (``FakeTensorMode`` over the meta
+            tensors), for which transformers skips its checks of tensor values (padding, packed
+            sequences) as when compiling, where a meta tensor would fail for want of values; and
+            leave integer (index and mask) arithmetic out of the ops.
 
     Returns ``{"torch": (tokens, paths), "ops": (tokens, paths)}``: the leaf-module calls in
     execution order and the ``ops`` profile (:mod:`archsim.optrace`) of the same pass.
@@ -77,20 +95,32 @@ def _record_forward(model, input_size: tuple[int, ...]) -> dict[str, tuple[list[
         tok = token_name(m)
         handles.append(m.register_forward_pre_hook(lambda _m, _in, p=path, t=tok: calls.append((t, p))))
     was_training = model.training
-    rec = OpRecorder(model)
+    if not inputs:
+        inputs = [((torch.zeros((1, *input_size), device="meta"),), {})]
     try:
         model.eval()
-        x = torch.zeros((1, *input_size), device="meta")
         with torch.no_grad(), torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if _on_meta(model):
-                with rec:
-                    model(x)
-            else:  # a user's materialized model: swap in meta tensors without copying it
-                state = {k: torch.empty_like(v, device="meta") for k, v in
-                         list(model.named_parameters()) + list(model.named_buffers())}
-                with rec:
-                    torch.func.functional_call(model, state, (x,), strict=False)
+            for attempt, (args, kwargs) in enumerate(inputs, 1):
+                calls.clear()
+                # transformers models: their modules' formulas and their integer (index and mask)
+                # arithmetic are not ops; other models' sequences stay as the zoo recorded them
+                rec = OpRecorder(model, atomic=_hf_atomic(), integer_arithmetic=not fake)
+                try:
+                    if fake:
+                        _fake_call(model, rec, args, kwargs)
+                    elif _on_meta(model):
+                        with rec:
+                            model(*args, **kwargs)
+                    else:  # a user's materialized model: swap in meta tensors without copying it
+                        state = {k: torch.empty_like(v, device="meta") for k, v in
+                                 list(model.named_parameters()) + list(model.named_buffers())}
+                        with rec:
+                            torch.func.functional_call(model, state, args, kwargs, strict=False)
+                    break
+                except Exception:
+                    if attempt == len(inputs):
+                        raise
     finally:
         model.train(was_training)
         for h in handles:
@@ -98,6 +128,28 @@ def _record_forward(model, input_size: tuple[int, ...]) -> dict[str, tuple[list[
     if not calls and not rec.tokens:
         raise RuntimeError("the forward pass called no layer module")
     return {"torch": ([t for t, _ in calls], [p for _, p in calls]), "ops": (rec.tokens, rec.paths)}
+
+
+def _fake_call(model, rec, args: tuple, kwargs: dict) -> None:
+    """``model(*args, **kwargs)`` on fake copies of its weights and inputs, recorded by ``rec``."""
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils._pytree import tree_map
+
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    to_fake = lambda t: mode.from_tensor(t.to("meta")) if isinstance(t, torch.Tensor) else t  # noqa: E731
+    state = {k: to_fake(v) for k, v in list(model.named_parameters()) + list(model.named_buffers())}
+    args, kwargs = tree_map(to_fake, (args, kwargs))
+    from .models.hf_source import quiet
+    # FakeTensorMode logs a traceback for each op it cannot run; the exception says it once.
+    log = logging.getLogger("torch._subclasses.fake_tensor")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        with quiet(), mode, rec:
+            torch.func.functional_call(model, state, args, kwargs, strict=False)
+    finally:
+        log.setLevel(level)
 
 
 def _materialized(model, input_size):
@@ -113,6 +165,23 @@ def _has_lazy(model) -> bool:
     return any(isinstance(p, UninitializedParameter) for p in model.parameters())
 
 
+def _hf_atomic():
+    """transformers' one-op modules (their formula is not recorded op by op), once transformers is in use."""
+    import sys
+    if "transformers" not in sys.modules:
+        return None
+    from .models.hf_source import atomic_ops
+    return atomic_ops
+
+
+def _is_transformers(module) -> bool:
+    import sys
+    if "transformers" not in sys.modules:
+        return False
+    from .models.hf_source import is_transformers_model
+    return is_transformers_model(module)
+
+
 def _on_meta(model) -> bool:
     tensors = list(model.parameters()) + list(model.buffers())
     return all(t.device.type == "meta" for t in tensors)
@@ -126,7 +195,12 @@ def build(spec: ModelSpec):
         try:
             with torch.device("meta"):
                 return spec.factory()
-        except Exception:
+        except ModelLoadError:
+            raise  # already one line naming the model (an hf: default config that cannot be built)
+        except Exception as exc:
+            if spec.source == "hf":  # never on CPU: a default config may be a 7B-parameter model
+                raise ArchsimError(f"{spec.qualified}: building the model failed: "
+                                   f"{type(exc).__name__}: {_first_line(exc)}") from exc
             # Some constructors read values out of tensors (e.g. drop-path schedules);
             # build those for real, then drop the weights.
             try:
@@ -134,6 +208,11 @@ def build(spec: ModelSpec):
             except Exception as exc:
                 raise ArchsimError(f"{spec.qualified}: building the model failed: "
                                    f"{type(exc).__name__}: {exc}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return shorten(text.splitlines()[0] if text else "", 200)
 
 
 def _input_size_of(model, spec: ModelSpec | None) -> tuple[int, ...]:
@@ -207,10 +286,18 @@ def trace(model: ModelLike, input_size=None, name: str | None = None) -> dict[st
             module, source, label = build(spec), spec.source, spec.name
     else:
         module, source, label = model, "custom", type(model).__name__
+    hook = spec.inputs if spec is not None else None
+    if hook is None and _is_transformers(module):  # a transformers model given as a module
+        from .models.hf_source import example_inputs as hook
+    inputs = None
     size = tuple(input_size) if input_size is not None else _input_size_of(module, spec)
     order, notes = "execution", ()
     try:
-        got = _record_forward(module, size)
+        if hook is not None:  # the model's own dummy inputs (and the size they stand for)
+            import torch
+            with torch.device("meta"):
+                size, inputs = hook(module, input_size)
+        got = _record_forward(module, size, inputs, fake=_is_transformers(module))
     except Exception as exc:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
         notes = (f"{shorten(name or label)}: forward pass on the meta device failed ({shorten(reason, 200)}); "

@@ -110,9 +110,9 @@ def test_shipped_zoo_still_serves_list_info_and_nearest():
 
     from archsim.cli import cli
     res = CliRunner().invoke(cli, ["list", "--zoo", "all", "--count"])
-    assert res.exit_code == 0 and int(res.stdout) == 1491  # 80 torchvision + 1371 timm + 40 keras
+    assert res.exit_code == 0 and int(res.stdout) == 1933  # 80 torchvision + 1371 timm + 40 keras + 442 hf
     res = CliRunner().invoke(cli, ["zoo", "info"])
-    assert res.exit_code == 0 and "1491 models" in res.stdout
+    assert res.exit_code == 0 and "1933 models" in res.stdout
     res = CliRunner().invoke(cli, ["nearest", "vgg16", "-k", "1", "--zoo", "torchvision"])
     assert res.exit_code == 0 and res.stdout.splitlines()[1].split()[1].startswith("tv:vgg")
 

@@ -1,4 +1,4 @@
-"""Model names: listing and resolving torchvision, timm and archsim's own architectures, and user factories.
+"""Model names: listing and resolving torchvision, timm, archsim, Keras and transformers architectures, and user factories.
 
     >>> get_model("archsim:unet").qualified
     'archsim:unet'
@@ -20,9 +20,12 @@ from typing import Callable
 
 from ..errors import ModelLoadError, UnknownModelError, UnknownNameError
 
-SOURCES = ("torchvision", "timm", "archsim", "keras")
+SOURCES = ("torchvision", "timm", "archsim", "keras", "hf")
 PREFIXES = {"tv": "torchvision", "torchvision": "torchvision", "timm": "timm", "archsim": "archsim",
-            "keras": "keras"}
+            "keras": "keras", "hf": "hf"}
+# Sources a bare name (no ``source:``) is looked up in.  ``hf:`` always needs its prefix: its names
+# are model types (``bert``), and a typo must not import transformers to suggest one.
+BARE_SOURCES = ("torchvision", "timm", "archsim", "keras")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,10 @@ class ModelSpec:
     source: str
     factory: Callable
     input_size: tuple[int, int, int] | None = None  # None: ask the built model (timm)
+    # The forward pass's dummy inputs, when not one zero image of ``input_size``:
+    # ``inputs(model, size or None) -> (size, [(args, kwargs), ...])``, candidates tried in turn
+    # (``hf:`` models take token ids, pixels or audio, by keyword: hf_source.example_inputs).
+    inputs: Callable | None = None
 
     @property
     def qualified(self) -> str:
@@ -51,6 +58,9 @@ def _names(source: str) -> tuple[str, ...]:
     if source == "timm":
         import timm
         return tuple(timm.list_models())
+    if source == "hf":  # the installed transformers' model types with an AutoModel (none without it)
+        from .hf_source import hf_names
+        return hf_names()
     from .registry import OWN_MODELS
     return tuple(OWN_MODELS.list())
 
@@ -119,23 +129,42 @@ def _keras_spec(name: str) -> ModelSpec:
     return ModelSpec(name, "keras", factory, None)
 
 
-_SPEC = {"torchvision": _torchvision_spec, "timm": _timm_spec, "archsim": _archsim_spec, "keras": _keras_spec}
+def _hf_spec(name: str) -> ModelSpec:
+    from .hf_source import build_hf, example_inputs
+
+    def factory():
+        return build_hf(name)
+
+    return ModelSpec(name, "hf", factory, None, inputs=example_inputs)
+
+
+_SPEC = {"torchvision": _torchvision_spec, "timm": _timm_spec, "archsim": _archsim_spec, "keras": _keras_spec,
+         "hf": _hf_spec}
 
 
 def get_model(name: str) -> ModelSpec:
-    """A ``ModelSpec`` for ``name``, ``tv:name``, ``timm:name`` or ``archsim:name`` (bare: torchvision, then timm, then archsim).
+    """A ``ModelSpec`` for ``name``, ``tv:name``, ``timm:name``, ``archsim:name``, ``keras:name`` or ``hf:type``.
 
+    A bare name is looked up in torchvision, then timm, archsim and Keras (``hf:`` needs its prefix).
     Unknown names raise ``UnknownModelError`` with did-you-mean; an unknown ``source:`` prefix
-    (``timn:resnet50``) raises ``UnknownNameError`` naming the source.
+    (``timn:resnet50``) raises ``UnknownNameError`` naming the source; an ``hf:`` name that is not a
+    transformers model type (a checkpoint, ``org/model``) or needs transformers installed raises
+    ``ModelLoadError`` in one line naming what is supported.
     """
     prefix, sep, bare = name.partition(":")
     if sep and prefix in PREFIXES:
         sources = (PREFIXES[prefix],)
+        if sources == ("hf",):
+            from .hf_source import refusal
+            problem = refusal(bare)
+            if problem is not None:
+                raise problem
     elif sep and prefix.isidentifier():
         raise UnknownNameError("source", prefix, sorted(PREFIXES),
-                               hint=f"write tv:, timm: or archsim: before the name, or path/to/file.py:factory")
+                               hint=f"write tv:, timm:, archsim:, keras: or hf: before the name, "
+                                    f"or path/to/file.py:factory")
     else:
-        bare, sources = name, SOURCES
+        bare, sources = name, BARE_SOURCES
     for s in sources:
         if bare in _names(s):
             return _SPEC[s](bare)

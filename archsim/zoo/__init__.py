@@ -10,7 +10,7 @@ from .._registry import lazy_exports
 
 _EXPORTS = {
     "PACKAGED": "store", "ZOOS": "store", "Zoo": "store", "load_zoo": "store", "user_zoo_path": "store",
-    "build_zoo": "build", "zoo_names": "build",
+    "build_zoo": "build", "merge_zoo": "build", "zoo_names": "build",
     "similarity_array": "matrix", "write_zoo_matrix": "matrix",
     "nearest": "neighbours",
 }

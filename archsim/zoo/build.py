@@ -6,6 +6,7 @@ written atomically at the end.  Builds of the same cache may run at once: see ``
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -24,7 +25,10 @@ _PER_WORKER = 60  # models per worker process before a fresh one takes over
 
 
 def zoo_names(zoo: str = "all") -> list[str]:
-    """Qualified names (``tv:NAME``, ``timm:NAME``, ``keras:NAME``) of the models a zoo cache covers."""
+    """Qualified names (``tv:NAME``, ``timm:NAME``, ``keras:NAME``, ``hf:TYPE``) of the models a zoo cache covers.
+
+    ``hf`` (and ``all``) lists the installed transformers' model types (none without transformers).
+    """
     if zoo not in ZOOS:
         raise UnknownNameError("zoo", zoo, ZOOS)
     names = []
@@ -37,18 +41,54 @@ def zoo_names(zoo: str = "all") -> list[str]:
     if zoo in ("keras", "all"):
         from ..models.keras_source import KERAS_NAMES
         names += [f"keras:{n}" for n in KERAS_NAMES]
+    if zoo in ("hf", "all"):
+        from ..models.hf_source import hf_names
+        names += [f"hf:{n}" for n in hf_names()]
     return names
 
 
-def extract_record(name: str) -> dict:
-    """Extract one model for the zoo cache; never raises (failures become a record with a reason)."""
+class _TimedOut(BaseException):
+    """Raised by the alarm of ``extract_record(timeout_s=...)`` (a BaseException: no fallback catches it)."""
+
+
+def _alarm(seconds: float | None):
+    """A context in which ``_TimedOut`` is raised after ``seconds`` (no limit off the main thread or off POSIX)."""
+    import contextlib
+    import signal
+    import threading
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def limit():
+        def ring(_sig, _frame):
+            raise _TimedOut()
+        old = signal.signal(signal.SIGALRM, ring)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    return limit()
+
+
+def extract_record(name: str, timeout_s: float | None = None) -> dict:
+    """Extract one model for the zoo cache; never raises (failures become a record with a reason).
+
+    Args:
+        name: a qualified model name.
+        timeout_s: give up on a model whose build and trace take longer (a failure record saying so).
+    """
     import torch
     torch.set_num_threads(1)
     from ..tracing import trace
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _alarm(timeout_s):
             warnings.simplefilter("ignore")
             seqs = trace(name)  # one forward pass: the torch and ops profiles together
+    except _TimedOut:
+        return {"name": name, "ok": False, "reason": f"timeout: building and tracing took over {timeout_s:g} s"}
     except Exception as exc:  # a model that cannot even be built: keep the reason
         return {"name": name, "ok": False, "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
     seq, ops = seqs["torch"], seqs["ops"]
@@ -89,8 +129,8 @@ def _record_problem(rec) -> str | None:
     if rec["order"] not in ORDERS:
         return f"unknown order {shorten(repr(rec['order']), 30)}"
     size = rec["input_size"]
-    if len(size) != 3 or not all(type(i) is int and i > 0 for i in size):
-        return "input size is not three positive integers"
+    if not 1 <= len(size) <= 4 or not all(type(i) is int and i > 0 for i in size):
+        return "input size is not one to four positive integers"
     return None
 
 
@@ -196,15 +236,16 @@ class Checkpoint:
 
 
 def build_zoo(out: Path | None = None, workers: int = 1, zoo: str = "all", names: Iterable[str] | None = None,
-              progress: bool = True) -> tuple[Path, list[dict]]:
+              progress: bool = True, timeout_s: float | None = None) -> tuple[Path, list[dict]]:
     """Extract every zoo model (resumable) and write the versioned cache.
 
     Args:
         out: the cache file (default: the package data if writable, else ``user_zoo_path()``).
         workers: extraction processes (1: in this process).
-        zoo: ``torchvision``, ``timm`` or ``all``; ignored when ``names`` is given.
+        zoo: ``torchvision``, ``timm``, ``keras``, ``hf`` or ``all``; ignored when ``names`` is given.
         names: qualified names to extract instead of a whole zoo.
         progress: show a progress bar.
+        timeout_s: skip (as a failure) a model whose build and trace take longer than this.
 
     Returns:
         The written path and the models not extracted in execution order (``{name, reason}``).
@@ -217,8 +258,11 @@ def build_zoo(out: Path | None = None, workers: int = 1, zoo: str = "all", names
     todo = list(dict.fromkeys(names)) if names is not None else zoo_names(zoo)
     if not todo:
         raise UsageError("no models to build: give at least one name")
-    versions = library_versions()
+    versions = dict(library_versions())
+    if any(n.startswith("hf:") for n in todo):  # hf: architectures are transformers' code
+        versions["transformers"] = _transformers_version()
     ckpt = out.with_name(out.name + f".{'-'.join(versions.values())}.partial.jsonl")
+    extract = extract_record if timeout_s is None else functools.partial(extract_record, timeout_s=timeout_s)
     with Checkpoint(ckpt) as log:
         done = log.read()
         pending = [n for n in todo if n not in done]
@@ -232,7 +276,7 @@ def build_zoo(out: Path | None = None, workers: int = 1, zoo: str = "all", names
                 bar.set_postfix_str(rec["name"][-30:])
             if workers == 1:
                 for n in pending:
-                    keep(extract_record(n))
+                    keep(extract(n))
             else:
                 import multiprocessing as mp
                 # A fresh pool of interpreters per round keeps memory from creeping up.  (Not
@@ -240,7 +284,7 @@ def build_zoo(out: Path | None = None, workers: int = 1, zoo: str = "all", names
                 for start in range(0, len(pending), workers * _PER_WORKER):
                     chunk = pending[start:start + workers * _PER_WORKER]
                     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-                        futs = {pool.submit(extract_record, n): n for n in chunk}
+                        futs = {pool.submit(extract, n): n for n in chunk}
                         for f in as_completed(futs):
                             try:
                                 keep(f.result())
@@ -268,3 +312,65 @@ def build_zoo(out: Path | None = None, workers: int = 1, zoo: str = "all", names
     load_zoo.cache_clear()
     not_exec = [{"name": n, "reason": m["r"]} for n, m in models.items() if m["o"] == "definition"]
     return out, failed + not_exec
+
+
+def _transformers_version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("transformers")
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def merge_zoo(into: Path, extra: Path, out: Path | None = None, traced_only: bool = False) -> tuple[Path, list[dict]]:
+    """Add the models of the zoo cache ``extra`` to the zoo cache ``into``, without extracting anything.
+
+    Both files are read and validated; the merged document is validated and written atomically.
+
+    Args:
+        into: the cache receiving the models (e.g. the packaged ``zoo.json.gz``).
+        extra: a cache from ``build_zoo(names=...)``; its models replace those of the same name.
+        out: where to write (default: ``into``).
+        traced_only: list ``extra``'s models that fell back to definition order as failures
+            (with their reason) instead of adding them.
+
+    Returns:
+        The written path and the failures taken over from ``extra`` (``{name, reason}``).
+
+    Raises:
+        UsageError: the two caches were built with different torch/torchvision/timm versions.
+    """
+    from .store import _read, validate
+    base, more = _read(Path(into)), _read(Path(extra))
+    out = Path(out) if out else Path(into)
+    check_output_file(out)
+    clash = [f"{k} {base.versions.get(k)} vs {v}" for k, v in more.versions.items()
+             if k in base.versions and base.versions[k] != v]
+    if clash:
+        raise UsageError(f"cannot merge {extra} into {into}: built with different libraries ({', '.join(clash)})")
+    records = {n: {**m, "t": [base.vocab[i] for i in m["t"]], "x": [base.vocab[i] for i in m["x"]]}
+               for n, m in base.models.items()}
+    failed = {f["name"]: f for f in base.failed}
+    added = []
+    for n, m in more.models.items():
+        records.pop(n, None)
+        failed.pop(n, None)
+        if traced_only and m["o"] == "definition":
+            # not in the cache at all, so not "in definition order" either: only why the pass failed
+            failed[n] = {"name": n, "reason": m["r"].replace("; tokens are in definition order", "")}
+            added.append(failed[n])
+            continue
+        records[n] = {**m, "t": [more.vocab[i] for i in m["t"]], "x": [more.vocab[i] for i in m["x"]]}
+    for f in more.failed:
+        records.pop(f["name"], None)
+        failed[f["name"]] = f
+        added.append(f)
+    vocab = sorted({t for m in records.values() for t in (*m["t"], *m["x"])})
+    idx = {t: i for i, t in enumerate(vocab)}
+    models = {n: {**m, "t": [idx[t] for t in m["t"]], "x": [idx[t] for t in m["x"]]} for n, m in records.items()}
+    doc = {"format": FORMAT, "versions": {**base.versions, **more.versions}, "vocab": vocab, "models": models,
+           "failed": list(failed.values())}
+    validate(doc)
+    atomic_write(out, gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=9, mtime=0))
+    load_zoo.cache_clear()
+    return out, added

@@ -10,7 +10,7 @@ from ..errors import UnknownNameError, UsageError, shorten
 from ..tokens import DEFAULT_PROFILE, PROFILES, LayerSeq
 
 # The sources whose models the zoo caches (``LayerSeq.source`` -> zoo name prefix).
-_ZOO_PREFIX = {"torchvision": "tv", "timm": "timm", "keras": "keras"}
+_ZOO_PREFIX = {"torchvision": "tv", "timm": "timm", "keras": "keras", "hf": "hf"}
 
 
 def _query_seq(model, profile: str) -> LayerSeq:
@@ -39,7 +39,7 @@ def nearest(model, zoo: str = "all", k: int = 10, profile: str | None = None,
 
     Args:
         model: a model name, ``file.py:factory``, an ``nn.Module`` or a ``LayerSeq``.
-        zoo: ``torchvision``, ``timm`` or ``all``.
+        zoo: ``torchvision``, ``timm``, ``keras``, ``hf`` or ``all``.
         k: how many neighbours (at least 1).
         profile: ``ops``, ``torch`` or ``keras`` (default: a ``LayerSeq``'s own profile, else ``ops``).
         scoring: alignment scores.

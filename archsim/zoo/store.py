@@ -1,4 +1,4 @@
-"""The zoo cache on disk: token sequences of every torchvision classification and timm model.
+"""The zoo cache on disk: token sequences of every torchvision classification, timm, Keras and ``hf:`` model.
 
 The cache is one gzip'd JSON document versioned by the torch/torchvision/timm versions that
 produced it (``archsim zoo build`` writes it, see ``archsim.zoo.build``).  Its structure is
@@ -20,9 +20,10 @@ from ..tokens import NO_KERAS_LIST, PROFILES, LayerSeq
 
 FORMAT = 2  # 2: the ops profile (x: token ids, q: paths)
 PACKAGED = Path(__file__).parent / "data" / "zoo.json.gz"
-ZOOS = ("torchvision", "timm", "keras", "all")
+ZOOS = ("torchvision", "timm", "keras", "hf", "all")
 ORDERS = ("execution", "definition", "graph")
-_PREFIXES = {"torchvision": ("tv:",), "timm": ("timm:",), "keras": ("keras:",), "all": ("tv:", "timm:", "keras:")}
+_PREFIXES = {"torchvision": ("tv:",), "timm": ("timm:",), "keras": ("keras:",), "hf": ("hf:",),
+             "all": ("tv:", "timm:", "keras:", "hf:")}
 
 
 def user_zoo_path() -> Path:
@@ -68,7 +69,13 @@ class Zoo:
 
     def version_mismatch(self) -> str | None:
         """A message when the installed libraries differ from those that built the cache."""
-        now = library_versions()
+        now = dict(library_versions())
+        if "transformers" in self.versions:  # hf: models: compared only where transformers is installed
+            from importlib import metadata
+            try:
+                now["transformers"] = metadata.version("transformers")
+            except metadata.PackageNotFoundError:
+                pass
         diff = [f"{k} {self.versions.get(k)} (installed {v})" for k, v in now.items() if self.versions.get(k) != v]
         if not diff:
             return None
@@ -101,7 +108,8 @@ def validate(doc) -> None:
 
     Checks what ``Zoo.seq``/``Zoo.names`` rely on: ``vocab`` a list of distinct strings, ``models``
     a non-empty dict whose token ids index ``vocab``, paths as many as tokens, keras indices
-    increasing into the tokens, known orders, a 3-int input size; ``failed`` a list of
+    increasing into the tokens, known orders, an input size of 1 to 4 positive ints (an image's
+    ``(C, H, W)``, a token sequence's ``(length,)``, a video's ``(T, C, H, W)``); ``failed`` a list of
     ``{name, reason}``.
     """
     _check(isinstance(doc, dict), f"the document is a {type(doc).__name__}, not an object")
@@ -127,8 +135,8 @@ def validate(doc) -> None:
                f"{where}: keras indices are not increasing positions in its {len(t)} tokens")
         _check(m["o"] in ORDERS, f"{where}: order {shorten(repr(m['o']), 30)} is not one of {', '.join(ORDERS)}")
         _check(isinstance(m["s"], str) and isinstance(m["r"], str), f"{where}: source and reason must be text")
-        _check(isinstance(m["i"], list) and len(m["i"]) == 3 and _ints_below(m["i"], 1 << 20)
-               and min(m["i"]) > 0, f"{where}: input size is not three positive integers")
+        _check(isinstance(m["i"], list) and 1 <= len(m["i"]) <= 4 and _ints_below(m["i"], 1 << 20)
+               and min(m["i"]) > 0, f"{where}: input size is not one to four positive integers")
     failed = doc.get("failed")
     _check(isinstance(failed, list) and all(isinstance(f, dict) and isinstance(f.get("name"), str)
                                             and isinstance(f.get("reason"), str) for f in failed),
