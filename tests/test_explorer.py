@@ -93,6 +93,19 @@ def test_mixed_bands_are_not_ticked_and_ticks_keep_their_distance():
     assert len(spaced) == 1  # 24 rows: only the largest named band fits
 
 
+def test_a_pure_run_of_a_minority_source_is_ticked_by_its_source():
+    """hf text transformers without a common stem (bert, roberta, ernie) form an `hf:*` band that is ticked
+    in a mostly-timm zoo; the same run made of the majority source is not."""
+    sim, fam_of = _blocks([8, 8, 8, 8])
+    hf = ["bert", "roberta", "ernie", "camembert", "electra", "albert", "xlm", "dpr"]
+    stem = {0: "timm:vgg", 1: "timm:resnet", 3: "timm:densenet"}
+    names = [f"hf:{hf[i % 8]}" if f == 2 else f"{stem[f]}{i}" for i, f in enumerate(fam_of)]  # hf: 25 %
+    ticked = [b.label for b in family_bands(sim, names, min_size=8).ticks(min_gap=0, min_size=1)]
+    assert "hf:*" in ticked and "timm:vgg*" in ticked
+    timm_only = family_bands(sim, [n.replace("hf:", "timm:q") for n in names], min_size=8)
+    assert not any(b.label.endswith(":*") for b in timm_only.ticks(min_gap=0, min_size=1))
+
+
 def test_deep_chain_linkage_does_not_recurse():
     """A chain-shaped tree of 1,500 leaves (deeper than Python's recursion limit) is cut without recursion."""
     n = 1500

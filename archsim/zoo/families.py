@@ -71,15 +71,23 @@ class Families:
     def ticks(self, min_gap: float | None = None, min_size: int | None = None) -> list[Band]:
         """The bands to label on an axis, in order: named ones, largest first, none closer than ``min_gap``.
 
-        A band labelled only by its source (``timm:*``, a mixed run) is never ticked.  ``min_gap``
-        is in rows (default N / 50, so at most about 50 labels share an axis).
+        A band labelled only by its source (``timm:*``, a run without a common stem) is ticked only when
+        every model in it comes from that source and that source is a minority of all the names (under
+        a third): a run of ``hf:`` text transformers (bert, roberta, ernie, ...) is worth naming in a
+        zoo of mostly timm models, a mixed run of timm models is not.  Stem-named bands are placed
+        first.  ``min_gap`` is in rows (default N / 50, so at most about 50 labels share an axis).
         """
         gap = len(self.names) / 50 if min_gap is None else min_gap
-        named = [b for b in self.labelled(min_size) if not b.label.endswith(":*") and b.label != "*"]
+        bands = self.labelled(min_size)
+        named = [b for b in bands if not b.label.endswith(":*") and b.label != "*"]
+        per_source = Counter(_parts(n)[0] for n in self.names)
+        minority = {s for s, c in per_source.items() if c < len(self.names) / 3}
+        by_source = [b for b in bands if b.label.endswith(":*") and b.share >= 1.0 and b.label[:-2] in minority]
         chosen: list[Band] = []
-        for b in sorted(named, key=lambda b: (-b.size, b.start)):
-            if all(abs(b.center - c.center) >= gap for c in chosen):
-                chosen.append(b)
+        for group in (named, by_source):
+            for b in sorted(group, key=lambda b: (-b.size, b.start)):
+                if all(abs(b.center - c.center) >= gap for c in chosen):
+                    chosen.append(b)
         return sorted(chosen, key=lambda b: b.start)
 
     def band_of(self) -> np.ndarray:
