@@ -76,7 +76,9 @@ def _diff_lines(al, full: bool, context: int = 2) -> list[str]:
 
 
 def _describe(seq) -> str:
-    size = "×".join(map(str, seq.input_size[1:])) if seq.input_size else "n/a"
+    dims = tuple(seq.input_size or ())
+    # (C, H, W) images print as H×W; other inputs (a sequence length, audio, video) print every dimension
+    size = "×".join(map(str, dims[1:] if len(dims) == 3 else dims)) or "n/a"
     return (f"{seq.name}: {len(seq)} layers, {seq.source}, {seq.profile} profile, "
             f"{seq.order} order, input {size}")
 
@@ -205,7 +207,7 @@ def nearest(model, zoo, k, profile, as_json):
 
 @cli.group()
 def zoo() -> None:
-    """The cached token sequences of every torchvision and timm model."""
+    """The cached token sequences of every torchvision, timm, Keras and Hugging Face (hf:) model."""
 
 
 @zoo.command("build")
@@ -233,8 +235,8 @@ def zoo_info():
     from .zoo.store import load_zoo
     z = load_zoo()
     n_def = sum(1 for m in z.models.values() if m["o"] == "definition")
-    click.echo(f"{z.path}\n{len(z.models)} models ({len(z.names('torchvision'))} torchvision, "
-               f"{len(z.names('timm'))} timm, {len(z.names('keras'))} keras), {len(z.vocab)} token types")
+    counts = ", ".join(f"{len(z.names(k))} {k}" for k in ZOOS if k != "all")
+    click.echo(f"{z.path}\n{len(z.models)} models ({counts}), {len(z.vocab)} token types")
     click.echo("built with " + ", ".join(f"{k} {v}" for k, v in z.versions.items()))
     click.echo(f"{n_def} in definition order, {len(z.failed)} not extractable")
     for f in z.failed:

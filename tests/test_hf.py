@@ -90,6 +90,15 @@ def test_listing():
     assert r.exit_code == 0 and int(r.output.split()[0]) == len(names)
 
 
+def test_cli_compare_and_zoo_info_describe_hf_models():
+    """The header shows a text model's input (a sequence length, not an empty size); zoo info counts hf."""
+    r = CliRunner().invoke(cli, ["compare", "hf:bert", "hf:roberta"])
+    assert r.exit_code == 0, r.output
+    assert "bert: 152 layers, hf, ops profile, execution order, input 16\n" in r.output
+    r = CliRunner().invoke(cli, ["zoo", "info"])
+    assert r.exit_code == 0 and " hf)" in r.output.splitlines()[1]
+
+
 @pytest.mark.parametrize("name, error, words", [
     ("hf:bert-base-uncased", UsageError, "checkpoint name"),
     ("hf:google/vit-base-patch16-224", UsageError, "hub repository"),

@@ -370,3 +370,17 @@ def test_build_where_every_model_fails_writes_nothing(tmp_path, monkeypatch):
     assert not out.exists() and _ckpt(out).exists()  # the failures stay checkpointed
     with pytest.raises(ArchsimError, match="no models to build"):
         zoobuild.build_zoo(out, names=[], progress=False)
+
+
+def test_building_part_of_the_zoo_into_the_default_cache_keeps_the_rest(tmp_path, monkeypatch):
+    """`archsim zoo build --zoo hf` (no -o) used to overwrite the shipped cache with only the hf models."""
+    default = tmp_path / "data" / "zoo.json.gz"
+    default.parent.mkdir()
+    zoobuild.build_zoo(default, names=["tv:vgg11"], progress=False)
+    monkeypatch.setattr(zoobuild, "PACKAGED", default)
+    path, _ = zoobuild.build_zoo(names=["tv:alexnet"], progress=False)
+    assert path == default
+    doc = json.loads(gzip.decompress(default.read_bytes()))
+    assert sorted(doc["models"]) == ["tv:alexnet", "tv:vgg11"]
+    assert sorted(p.name for p in default.parent.iterdir()) == ["zoo.json.gz"]  # no part file left
+    zoocache.load_zoo.cache_clear()

@@ -240,7 +240,9 @@ def build_zoo(out: Path | None = None, workers: int = 1, zoo: str = "all", names
     """Extract every zoo model (resumable) and write the versioned cache.
 
     Args:
-        out: the cache file (default: the package data if writable, else ``user_zoo_path()``).
+        out: the cache file (default: the package data if writable, else ``user_zoo_path()``; building
+            part of the zoo (``zoo`` other than ``all``, or ``names``) into that default merges the part
+            into it, the other models stay).
         workers: extraction processes (1: in this process).
         zoo: ``torchvision``, ``timm``, ``keras``, ``hf`` or ``all``; ignored when ``names`` is given.
         names: qualified names to extract instead of a whole zoo.
@@ -253,8 +255,18 @@ def build_zoo(out: Path | None = None, workers: int = 1, zoo: str = "all", names
     from tqdm import tqdm
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise UsageError(f"workers must be a whole number ≥ 1, got {shorten(repr(workers), 30)}")
+    default_out = out is None
     out = Path(out) if out else (PACKAGED if os.access(PACKAGED.parent, os.W_OK) else user_zoo_path())
     check_output_file(out)  # a bad -o fails now, not after the 14-minute extraction
+    if default_out and (names is not None or zoo != "all") and out.exists():
+        # Part of the zoo into the default cache: build the part beside it and merge it in, so
+        # `archsim zoo build --zoo hf` refreshes the hf models instead of dropping all the others.
+        part = out.with_name(f"{out.name}.part-{zoo if names is None else 'names'}.json.gz")
+        _, problems = build_zoo(part, workers, zoo, names, progress, timeout_s)
+        merge_zoo(out, part)
+        part.unlink(missing_ok=True)
+        load_zoo.cache_clear()
+        return out, problems
     todo = list(dict.fromkeys(names)) if names is not None else zoo_names(zoo)
     if not todo:
         raise UsageError("no models to build: give at least one name")
