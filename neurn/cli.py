@@ -262,14 +262,21 @@ def bench_cmd(ctx: click.Context, archs: str, methods: str, seeds: str, iters: i
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="md", show_default=True)
 @click.option("--method", default="neurn", show_default=True, help="Method whose gain is reported.")
 @click.option("--baseline", default="erm", show_default=True, help="Baseline method of the gain.")
-def table_cmd(results: str, fmt: str, method: str, baseline: str) -> None:
+@click.option("--by-family", is_flag=True,
+              help="Instead: per architecture family, whether --method beats erm and randconv on the unseen "
+                   "targets (pooled paired t-test), as markdown.")
+def table_cmd(results: str, fmt: str, method: str, baseline: str, by_family: bool) -> None:
     """Per architecture x target: mean ± std over seeds, gain over the baseline, paired p-values.
 
     Damaged record files are named on stderr and left out; NaN accuracies are marked † and listed.
     """
-    from neurn.bench.report import format_table, load_records
+    from neurn.bench.report import family_verdicts, format_table, load_records
 
-    click.echo(format_table(load_records(results, notify=_warn_line), fmt, method, baseline), nl=False)
+    records = load_records(results, notify=_warn_line)
+    if by_family:
+        click.echo(family_verdicts(records, method), nl=False)
+        return
+    click.echo(format_table(records, fmt, method, baseline), nl=False)
 
 
 def main() -> None:

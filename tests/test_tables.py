@@ -215,3 +215,25 @@ def test_ablation_figure_refuses_records_without_variants(records):
 
     with pytest.raises(InvalidArgument, match="no NeuRN ablation runs"):
         plot_ablation([r for r in records if r["method"] == "erm"])
+
+
+def test_family_verdicts_pool_the_family_and_match_a_direct_t_test(records):
+    """cnn pools digitnet and resnet18 (6 (arch, seed) pairs); verdicts follow p < 0.05; CLI prints it."""
+    from neurn.bench.report import family_verdicts
+
+    def avg(arch, m, s):
+        acc = read_record(FIXTURES / f"{arch}-{m}-s{s}.json")["accuracy"]
+        return sum(acc[d] for d in ("mnistm", "syn", "digits")) / 3
+
+    pairs = [(a, s) for a in ("digitnet", "resnet18") for s in range(3)]
+    p = stats.ttest_rel([avg(a, "neurn", s) for a, s in pairs], [avg(a, "erm", s) for a, s in pairs]).pvalue
+    md = family_verdicts(records)
+    cnn = next(l for l in md.splitlines() if l.startswith("| cnn |"))
+    assert f"(p={p:.2g}), n=6" in cnn and "digitnet (3 seeds), resnet18 (3 seeds)" in cnn
+    assert cnn.endswith("beats erm; loses to randconv |")
+    vit = next(l for l in md.splitlines() if l.startswith("| vit |"))
+    assert "no significant difference from randconv" in vit  # vit_p4/randconv/s2 failed: 2 pairs, p = 0.21
+    one = [r for r in records if r["seed"] == 0]
+    assert "not enough runs" in family_verdicts(one)
+    res = CliRunner().invoke(cli, ["table", str(FIXTURES), "--by-family"])
+    assert res.exit_code == 0 and res.output == md

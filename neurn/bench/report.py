@@ -266,3 +266,58 @@ def _latex(head: list[str], rows: list[list[str]]) -> str:
     lines += [" & ".join(map(_latex_escape, r)) + " \\\\" for r in rows]
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines)
+
+
+def family_verdicts(records: list[dict[str, Any]], method: str = "neurn",
+                    baselines: tuple[str, ...] = ("erm", "randconv"), alpha: float = 0.05) -> str:
+    """Markdown: per architecture family, does ``method`` beat each baseline on the unseen targets?
+
+    The gain is on ``avg`` (the mean over the non-source targets), paired by (arch, seed) and pooled
+    over the family's architectures; p is the two-sided paired t-test over those pairs. The verdict
+    is "beats" / "loses to" when p < ``alpha``, "no significant difference" otherwise, and "not
+    enough runs" with fewer than 2 pairs (no p-value exists).
+
+    Args:
+        records: benchmark records (each has ``family``: cnn, nas, vit).
+        method: the method judged.
+        baselines: the methods it is compared with.
+        alpha: the significance level of the verdict.
+
+    Returns:
+        The table, one row per family, with the architectures and seeds behind each row.
+    """
+    for b in baselines:
+        check_methods(records, method, b)
+    ok = [r for r in records if r.get("status") == "ok"]
+    family = {r["arch"]: r.get("family", "?") for r in ok}
+    df = records_frame(ok)
+    df = df[df["domain"] == AVG]
+    # Pool a family's archs: the pairing key becomes (arch, seed), the grouping key the family.
+    df = df.assign(seed=df["arch"] + "/s" + df["seed"].astype(str), arch=df["arch"].map(family))
+    rows = []
+    for fam in dict.fromkeys(family[a] for a in family):
+        archs = [a for a in family if family[a] == fam]
+        n_seeds = {a: len({r["seed"] for r in ok if r["arch"] == a and r["method"] == method}) for a in archs}
+        runs = ", ".join(f"{a} ({n} seed{'' if n == 1 else 's'})" for a, n in n_seeds.items())
+        cells, verdicts = [], []
+        for b in baselines:
+            g = gains(df[df["arch"] == fam], method, b)
+            g = g[g["arch"] == fam]
+            if g.empty or g.iloc[0]["n_pairs"] == 0:
+                cells.append("–")
+                verdicts.append(f"no {b} runs")
+                continue
+            row = g.iloc[0]
+            cells.append(_gain_cell(row) + f", n={int(row.n_pairs)}")
+            if row.n_pairs < 2 or math.isnan(row.p_value):
+                verdicts.append(f"vs {b}: not enough runs")
+            elif row.p_value < alpha:
+                verdicts.append(f"{'beats' if row.gain > 0 else 'loses to'} {b}")
+            else:
+                verdicts.append(f"no significant difference from {b}")
+        rows.append([fam, runs] + cells + ["; ".join(verdicts)])
+    head = ["family", "architectures (seeds)"] + [f"{method} − {b}, avg (points)" for b in baselines] + \
+        [f"verdict (p < {alpha:g})"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * len(baselines) + "---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
