@@ -130,12 +130,14 @@ def cache_root() -> Path:
 
 
 @lru_cache(maxsize=None)
+def installed_version(package: str) -> str | None:
+    """The installed version of ``package``, read without importing it (None when it is not installed)."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries whose code defines the architectures (read without importing them)."""
-    out = {}
-    for pkg in ("torch", "torchvision", "timm"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
+    return {pkg: installed_version(pkg) or "absent" for pkg in ("torch", "torchvision", "timm")}

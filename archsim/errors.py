@@ -26,6 +26,16 @@ def shorten(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def first_line(exc: BaseException, width: int = 200) -> str:
+    """The first line of an exception's message, shortened, for one-line errors.
+
+    >>> first_line(ValueError("bad config\\nTraceback detail"))
+    'bad config'
+    """
+    text = str(exc).strip()
+    return shorten(text.splitlines()[0] if text else "", width)
+
+
 def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """Up to ``n`` close matches of ``name`` among ``choices`` (case-insensitive).
 

@@ -8,7 +8,7 @@ import re
 import warnings
 from pathlib import Path
 
-from ._io import OutputError, atomic_write, cache_root, library_versions
+from ._io import OutputError, atomic_write, cache_root, installed_version, library_versions
 from .tokens import LayerSeq
 
 # Bump when the tokenizer changes what it emits, so old entries are rebuilt.
@@ -29,11 +29,7 @@ def cache_key(model: str, profile: str, input_size) -> dict:
            "input_size": list(input_size) if input_size is not None else None,
            "tokenizer": TOKENIZER_VERSION, **library_versions()}
     if model.startswith("hf:"):
-        from importlib import metadata
-        try:
-            key["transformers"] = metadata.version("transformers")
-        except metadata.PackageNotFoundError:
-            key["transformers"] = "absent"
+        key["transformers"] = installed_version("transformers") or "absent"
     return key
 
 

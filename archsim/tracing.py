@@ -7,7 +7,7 @@ import numbers
 import warnings
 from typing import Union
 
-from .errors import ArchsimError, ModelLoadError, UnknownNameError, UsageError, shorten
+from .errors import ArchsimError, ModelLoadError, UnknownNameError, UsageError, first_line, shorten
 from .tokens import PLACEHOLDERS, PROFILES, LayerSeq, apply_profile, canonical
 from .models import ModelSpec, get_model, is_factory_reference, load_factory
 
@@ -200,7 +200,7 @@ def build(spec: ModelSpec):
         except Exception as exc:
             if spec.source == "hf":  # never on CPU: a default config may be a 7B-parameter model
                 raise ArchsimError(f"{spec.qualified}: building the model failed: "
-                                   f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                                   f"{type(exc).__name__}: {first_line(exc)}") from exc
             # Some constructors read values out of tensors (e.g. drop-path schedules);
             # build those for real, then drop the weights.
             try:
@@ -208,11 +208,6 @@ def build(spec: ModelSpec):
             except Exception as exc:
                 raise ArchsimError(f"{spec.qualified}: building the model failed: "
                                    f"{type(exc).__name__}: {exc}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return shorten(text.splitlines()[0] if text else "", 200)
 
 
 def _input_size_of(model, spec: ModelSpec | None) -> tuple[int, ...]:
@@ -286,8 +281,9 @@ def trace(model: ModelLike, input_size=None, name: str | None = None) -> dict[st
             module, source, label = build(spec), spec.source, spec.name
     else:
         module, source, label = model, "custom", type(model).__name__
+    hf_model = _is_transformers(module)
     hook = spec.inputs if spec is not None else None
-    if hook is None and _is_transformers(module):  # a transformers model given as a module
+    if hook is None and hf_model:  # a transformers model given as a module
         from .models.hf_source import example_inputs as hook
     inputs = None
     size = tuple(input_size) if input_size is not None else _input_size_of(module, spec)
@@ -297,7 +293,7 @@ def trace(model: ModelLike, input_size=None, name: str | None = None) -> dict[st
             import torch
             with torch.device("meta"):
                 size, inputs = hook(module, input_size)
-        got = _record_forward(module, size, inputs, fake=_is_transformers(module))
+        got = _record_forward(module, size, inputs, fake=hf_model)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
         notes = (f"{shorten(name or label)}: forward pass on the meta device failed ({shorten(reason, 200)}); "

@@ -121,12 +121,10 @@ def plot_gains(records: list[dict[str, Any]], path: str | Path | None = None, me
 
 
 def _variant_of(method: str) -> tuple[int, str] | None:
-    """(kernel size, padding) of a NeuRN ablation method name (``neurn``, ``neurn-k5-reflect``, ...), else None."""
-    parts = method.split("-")
-    if parts[0] != "neurn" or any(p not in ("reflect",) and not (p[:1] == "k" and p[1:].isdigit()) for p in parts[1:]):
-        return None
-    k = next((int(p[1:]) for p in parts[1:] if p.startswith("k")), 3)
-    return k, "reflect" if "reflect" in parts[1:] else "zeros"
+    """(kernel size, padding) of a NeuRN ablation method (``neurn``, ``neurn-k5-reflect``, ...), else None."""
+    from neurn.bench.protocol import ABLATION_VARIANTS
+
+    return ABLATION_VARIANTS.get(method)
 
 
 def plot_ablation(records: list[dict[str, Any]], path: str | Path | None = None,

@@ -26,7 +26,7 @@ import warnings
 from functools import lru_cache
 from typing import Any
 
-from ..errors import ArchsimError, ModelLoadError, UnknownNameError, UsageError, shorten
+from ..errors import ArchsimError, ModelLoadError, UnknownNameError, UsageError, first_line, shorten
 
 INSTALL_HINT = "pip install 'archsim-neurn[hf]'"
 SUPPORTED = ("hf: takes a transformers model type such as hf:bert, hf:gpt2, hf:t5 or hf:vit (see "
@@ -118,7 +118,7 @@ def build_hf(model_type: str) -> Any:
             config = CONFIG_MAPPING[model_type]()
         except Exception as exc:  # e.g. a composite config that needs its parts given
             raise ModelLoadError(f"hf:{model_type}: its default config cannot be built "
-                                 f"({type(exc).__name__}: {_first_line(exc)})") from exc
+                                 f"({type(exc).__name__}: {first_line(exc, 160)})") from exc
         with torch.device("meta"), quiet():
             # Mixture-of-experts layers as batched matmuls over the routed experts: the default
             # grouped_mm needs bfloat16 and the eager loop reads which experts were hit (values).
@@ -136,11 +136,6 @@ def quiet():
         yield
     finally:
         hf_logging.set_verbosity(level)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return shorten(text.splitlines()[0] if text else "", 160)
 
 
 _SUBCONFIGS = ("vision_config", "audio_config", "encoder_config", "text_config", "encoder", "backbone_config")

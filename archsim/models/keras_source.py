@@ -28,6 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+from .._io import installed_version
 from ..errors import ModelLoadError
 
 # keras.applications in Keras 3.15 (a test checks this list against the installed Keras, so
@@ -258,11 +259,7 @@ def _shipped_doc() -> dict:
 
 def installed_keras_version() -> str | None:
     """Keras's version, read without importing it (None when not installed)."""
-    from importlib import metadata
-    try:
-        return metadata.version("keras")
-    except metadata.PackageNotFoundError:
-        return None
+    return installed_version("keras")
 
 
 def shipped_sequences(name: str, label: str | None = None) -> dict | None:

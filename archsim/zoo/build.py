@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Iterable
 
-from .._io import OutputError, atomic_write, check_output_file, library_versions
+from .._io import OutputError, atomic_write, check_output_file, installed_version, library_versions
 from ..errors import ArchsimError, UnknownNameError, UsageError, shorten
 from ..tokens import apply_profile
 from .store import FORMAT, ORDERS, PACKAGED, ZOOS, load_zoo, user_zoo_path
@@ -272,7 +272,7 @@ def build_zoo(out: Path | None = None, workers: int = 1, zoo: str = "all", names
         raise UsageError("no models to build: give at least one name")
     versions = dict(library_versions())
     if any(n.startswith("hf:") for n in todo):  # hf: architectures are transformers' code
-        versions["transformers"] = _transformers_version()
+        versions["transformers"] = installed_version("transformers") or "absent"
     ckpt = out.with_name(out.name + f".{'-'.join(versions.values())}.partial.jsonl")
     extract = extract_record if timeout_s is None else functools.partial(extract_record, timeout_s=timeout_s)
     with Checkpoint(ckpt) as log:
@@ -324,14 +324,6 @@ def build_zoo(out: Path | None = None, workers: int = 1, zoo: str = "all", names
     load_zoo.cache_clear()
     not_exec = [{"name": n, "reason": m["r"]} for n, m in models.items() if m["o"] == "definition"]
     return out, failed + not_exec
-
-
-def _transformers_version() -> str:
-    from importlib import metadata
-    try:
-        return metadata.version("transformers")
-    except metadata.PackageNotFoundError:
-        return "absent"
 
 
 def merge_zoo(into: Path, extra: Path, out: Path | None = None, traced_only: bool = False) -> tuple[Path, list[dict]]:

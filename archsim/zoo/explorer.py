@@ -64,6 +64,12 @@ def encode_steps(opcodes: np.ndarray) -> bytes:
     return ((out_step << 6) | (out_len - 1)).astype(np.uint8).tobytes()
 
 
+def _check_k(k) -> None:
+    """``k`` (neighbours per model) must be a whole number ≥ 1."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise UsageError(f"k must be a whole number ≥ 1, got {shorten(repr(k), 30)}")
+
+
 def _nearest(sim: np.ndarray, score: np.ndarray, k: int) -> np.ndarray:
     """Each row's ``k`` most similar other rows: similarity first, score breaks ties (as ``nearest``)."""
     n = len(sim)
@@ -105,8 +111,7 @@ def explorer_data(seqs: Sequence[LayerSeq], k: int = K_DEFAULT, scoring: Scoring
     if len(set(names)) != n:
         dupes = sorted({x for x in names if names.count(x) > 1})
         raise UsageError(f"each model may appear only once; repeated: {', '.join(shorten(d) for d in dupes[:5])}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise UsageError(f"k must be a whole number ≥ 1, got {shorten(repr(k), 30)}")
+    _check_k(k)
     k = min(int(k), n - 1)
     score, matches, length = pair_matrices(seqs, scoring, progress)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -217,8 +222,7 @@ def write_explorer(output, zoo: str = "all", profile: str = DEFAULT_PROFILE, k: 
         raise UnknownNameError("zoo", zoo, ZOOS)
     if profile not in PROFILES:
         raise UnknownNameError("profile", profile, PROFILES)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise UsageError(f"k must be a whole number ≥ 1, got {shorten(repr(k), 30)}")
+    _check_k(k)
     try:  # fail before the matrix, not after it
         importlib.import_module("plotly")
     except ImportError as exc:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .._io import cache_root, library_versions
+from .._io import cache_root, installed_version, library_versions
 from ..errors import ArchsimError, DataError, UnknownNameError, UsageError, shorten
 from ..tokens import NO_KERAS_LIST, PROFILES, LayerSeq
 
@@ -70,12 +70,9 @@ class Zoo:
     def version_mismatch(self) -> str | None:
         """A message when the installed libraries differ from those that built the cache."""
         now = dict(library_versions())
-        if "transformers" in self.versions:  # hf: models: compared only where transformers is installed
-            from importlib import metadata
-            try:
-                now["transformers"] = metadata.version("transformers")
-            except metadata.PackageNotFoundError:
-                pass
+        hf = installed_version("transformers") if "transformers" in self.versions else None
+        if hf is not None:  # hf: models: compared only where transformers is installed
+            now["transformers"] = hf
         diff = [f"{k} {self.versions.get(k)} (installed {v})" for k, v in now.items() if self.versions.get(k) != v]
         if not diff:
             return None

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsim._registry import Registry
+from neurn.bench.protocol import ABLATION_METHODS, ABLATION_VARIANTS, neurn_variant  # noqa: F401 (re-exported)
 from neurn.errors import InvalidArgument, UnknownName
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator, dict[str, Any]], torch.Tensor]
@@ -179,23 +180,6 @@ def with_neurn(model: nn.Module, kernel_size: int = 3, padding: str = "zeros") -
     return nn.Sequential(NeuRN(kernel_size=kernel_size, padding=padding), model)
 
 
-# The ablation the paper lacks (issue #12 item 6): NeuRN's window k in {3, 5, 7} x padding {zeros, reflect}.
-# ``neurn`` itself is k=3 with zero padding; the variants are named for what differs from it.
-ABLATION_KERNELS = (3, 5, 7)
-ABLATION_PADDINGS = ("zeros", "reflect")
-
-
-def neurn_variant(kernel_size: int, padding: str) -> str:
-    """Method name of a NeuRN ablation variant: ``neurn`` for k=3/zeros, else e.g. ``neurn-k5-reflect``.
-
-    >>> [neurn_variant(k, p) for p in ABLATION_PADDINGS for k in ABLATION_KERNELS]
-    ['neurn', 'neurn-k5', 'neurn-k7', 'neurn-reflect', 'neurn-k5-reflect', 'neurn-k7-reflect']
-    """
-    parts = ["neurn"] + ([f"k{kernel_size}"] if kernel_size != 3 else []) + ([padding] if padding != "zeros" else [])
-    return "-".join(parts)
-
-
-ABLATION_METHODS = [neurn_variant(k, p) for p in ABLATION_PADDINGS for k in ABLATION_KERNELS]
 
 
 register_method("erm", description="baseline: cross-entropy on the source domain")(erm_loss)
@@ -204,6 +188,7 @@ register_method("randconv", description="RandConv (Xu et al. 2021): random convo
                 "as in the authors' digits code")(randconv_loss)
 register_method("neurn+randconv", wrap=with_neurn,
                 description="NeuRN first layer, trained with RandConv")(randconv_loss)
-for _k, _p in [(k, p) for p in ABLATION_PADDINGS for k in ABLATION_KERNELS][1:]:  # neurn itself is above
-    register_method(neurn_variant(_k, _p), wrap=partial(with_neurn, kernel_size=_k, padding=_p),
-                    description=f"ablation: NeuRN with a {_k}x{_k} window, {_p} padding")(erm_loss)
+for _name, (_k, _p) in ABLATION_VARIANTS.items():
+    if _name != "neurn":  # neurn itself (k=3, zeros) is registered above
+        register_method(_name, wrap=partial(with_neurn, kernel_size=_k, padding=_p),
+                        description=f"ablation: NeuRN with a {_k}x{_k} window, {_p} padding")(erm_loss)

@@ -89,9 +89,26 @@ PRESET_FIXED = ("archs", "methods", "seeds", "iters", "eval_limit", "curve_every
 PRESET_DEFAULTS = ("out", "device", "amp", "channels_last", "workers", "threads", "checkpoint_every")
 ALL_ARCHS = "all"  # resolved to every registered architecture when the preset is used
 ALL_METHODS = ["erm", "neurn", "randconv", "neurn+randconv"]  # what `--methods all` means: the paper's comparison
-# The NeuRN window/padding variants (neurn.bench.methods.ABLATION_METHODS, spelled out to keep this module
-# free of torch): `neurn` is k=3 with zero padding.
-ABLATION_METHODS = ["neurn", "neurn-k5", "neurn-k7", "neurn-reflect", "neurn-k5-reflect", "neurn-k7-reflect"]
+# The ablation the paper lacks (issue #12 item 6): NeuRN's window k in {3, 5, 7} x padding {zeros, reflect}.
+# ``neurn`` itself is k=3 with zero padding; the variants are named for what differs from it. Kept here (free
+# of torch) so presets and plots can name them; neurn.bench.methods registers one method per variant.
+ABLATION_KERNELS = (3, 5, 7)
+ABLATION_PADDINGS = ("zeros", "reflect")
+
+
+def neurn_variant(kernel_size: int, padding: str) -> str:
+    """Method name of a NeuRN ablation variant: ``neurn`` for k=3/zeros, else e.g. ``neurn-k5-reflect``.
+
+    >>> [neurn_variant(k, p) for p in ABLATION_PADDINGS for k in ABLATION_KERNELS]
+    ['neurn', 'neurn-k5', 'neurn-k7', 'neurn-reflect', 'neurn-k5-reflect', 'neurn-k7-reflect']
+    """
+    parts = ["neurn"] + ([f"k{kernel_size}"] if kernel_size != 3 else []) + ([padding] if padding != "zeros" else [])
+    return "-".join(parts)
+
+
+# method name -> (window, padding), in preset order
+ABLATION_VARIANTS = {neurn_variant(k, p): (k, p) for p in ABLATION_PADDINGS for k in ABLATION_KERNELS}
+ABLATION_METHODS = list(ABLATION_VARIANTS)
 
 # CPU cost per training iteration, digitnet-free candidates (batch 32, 32x32x3, Adam, 1 thread, the shared
 # 2-core build machine, 10 timed steps after 3 warm-up ones, one process per arch in a row, ms/iteration):

@@ -220,15 +220,9 @@ def digit_fonts() -> tuple[Path, ...]:
 
 def font_package_versions() -> dict[str, str | None]:
     """Installed version of each SYN font package (None when missing)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from archsim._io import installed_version
 
-    out: dict[str, str | None] = {}
-    for package in sorted(FONT_PACKAGES):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = None
-    return out
+    return {package: installed_version(package) for package in sorted(FONT_PACKAGES)}
 
 
 def fonts_fingerprint() -> str:
