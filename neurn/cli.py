@@ -187,7 +187,8 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
               help="A named sweep (neurn.bench.protocol.PRESETS): quick, reference-gpu (every arch x 4 methods "
                    "x 3 seeds, 10,000 iterations, cuda + amp, 8 workers), cpu-converge (digitnet, mobilenet_v2, "
-                   "vit_p4 x 4 methods x 3 seeds, 2,000 iterations, learning curves). It fixes --archs/--methods/"
+                   "vit_p4 x 4 methods x 3 seeds, 2,000 iterations, learning curves), cpu-long (vit_p4, mobilenet_v2 at "
+                   "6,000 iterations), ablation. It fixes --archs/--methods/"
                    "--seeds/--iters/--eval-limit/--curve-every; the other options override its defaults.")
 @click.option("--quick", is_flag=True,
               help="Same as --preset quick: digitnet, erm vs neurn, seed 0, 300 iters, 1000 eval images, into "
@@ -258,25 +259,33 @@ def bench_cmd(ctx: click.Context, archs: str, methods: str, seeds: str, iters: i
 
 
 @cli.command("table")
-@click.argument("results", type=click.Path())
+@click.argument("results", type=click.Path(), nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="md", show_default=True)
 @click.option("--method", default="neurn", show_default=True, help="Method whose gain is reported.")
 @click.option("--baseline", default="erm", show_default=True, help="Baseline method of the gain.")
 @click.option("--by-family", is_flag=True,
               help="Instead: per architecture family, whether --method beats erm and randconv on the unseen "
-                   "targets (pooled paired t-test), as markdown.")
-def table_cmd(results: str, fmt: str, method: str, baseline: str, by_family: bool) -> None:
+                   "targets (pooled paired t-test), and whether ERM had plateaued, as markdown. Takes several "
+                   "RESULTS folders: each arch from the folder that trained it longest.")
+def table_cmd(results: tuple[str, ...], fmt: str, method: str, baseline: str, by_family: bool) -> None:
     """Per architecture x target: mean ± std over seeds, gain over the baseline, paired p-values.
 
     Damaged record files are named on stderr and left out; NaN accuracies are marked † and listed.
     """
-    from neurn.bench.report import family_verdicts, format_table, load_records
+    from neurn.bench.report import combine_folders, family_verdicts, format_table, load_records
 
-    records = load_records(results, notify=_warn_line)
+    if len(results) > 1 and not by_family:
+        raise click.UsageError("several RESULTS folders combine only with --by-family; give one folder "
+                               "for the full table")
     if by_family:
+        records, notes = combine_folders(list(results), notify=_warn_line)
         click.echo(family_verdicts(records, method), nl=False)
+        for line in notes:
+            click.echo(f"\n- {line}", nl=False)
+        if notes:
+            click.echo()
         return
-    click.echo(format_table(records, fmt, method, baseline), nl=False)
+    click.echo(format_table(load_records(results[0], notify=_warn_line), fmt, method, baseline), nl=False)
 
 
 def main() -> None:

@@ -521,6 +521,11 @@ def test_cli_preset_fills_the_sweep_and_refuses_explicit_conflicts(tmp_path, mon
     assert res.exit_code == 0, res.output
     assert seen["archs"] == "digitnet,mobilenet_v2,vit_p4" and seen["iters"] == 2000 and seen["eval_limit"] is None
     assert (seen["device"], seen["threads"], seen["checkpoint_every"], seen["curve_every"]) == ("cpu", 1, 250, 200)
+    res = runner.invoke(cli, ["bench", "--preset", "cpu-long"])
+    assert res.exit_code == 0, res.output
+    assert (seen["archs"], seen["iters"], seen["curve_every"], seen["out"]) == ("vit_p4,mobilenet_v2", 6000, 500,
+                                                                              "results/cpu-long-i6000")
+    assert seen["pairs_first"] == ["erm", "neurn"] and (seen["device"], seen["workers"]) == ("cpu", 2)
     res = runner.invoke(cli, ["bench", "--out", str(tmp_path / "d")])
     assert res.exit_code == 0 and (seen["checkpoint_every"], seen["device"], seen["curve_every"]) == (500, "cpu", 0)
 

@@ -229,7 +229,7 @@ def test_family_verdicts_pool_the_family_and_match_a_direct_t_test(records):
     p = stats.ttest_rel([avg(a, "neurn", s) for a, s in pairs], [avg(a, "erm", s) for a, s in pairs]).pvalue
     md = family_verdicts(records)
     cnn = next(l for l in md.splitlines() if l.startswith("| cnn |"))
-    assert f"(p={p:.2g}), n=6" in cnn and "digitnet (3 seeds), resnet18 (3 seeds)" in cnn
+    assert f"(p={p:.2g}), n=6" in cnn and "digitnet (3 seeds, 200 it), resnet18 (3 seeds, 200 it)" in cnn
     assert cnn.endswith("beats erm; loses to randconv |")
     vit = next(l for l in md.splitlines() if l.startswith("| vit |"))
     assert "no significant difference from randconv" in vit  # vit_p4/randconv/s2 failed: 2 pairs, p = 0.21
@@ -237,3 +237,62 @@ def test_family_verdicts_pool_the_family_and_match_a_direct_t_test(records):
     assert "not enough runs" in family_verdicts(one)
     res = CliRunner().invoke(cli, ["table", str(FIXTURES), "--by-family"])
     assert res.exit_code == 0 and res.output == md
+
+
+def _with_curves(records, rises):
+    """Copies of the records where each arch's ERM runs get a 4-point source curve rising by ``rises[arch]``."""
+    import copy
+
+    out = copy.deepcopy(records)
+    for r in out:
+        if r["method"] == "erm" and r["arch"] in rises and r["status"] == "ok":
+            n = r["iters"]
+            end = 0.9 + 0.001 * r["seed"]
+            r["source_curve"] = [[n // 4, 0.5], [n // 2, 0.7], [3 * n // 4, end - rises[r["arch"]]], [n, end]]
+    return out
+
+
+def test_source_plateau_reads_the_last_quarter_of_each_erm_curve(records):
+    from neurn.bench.report import source_plateau
+
+    recs = _with_curves(records, {"digitnet": 0.002, "vit_p4": 0.05})
+    got = source_plateau(recs)
+    assert set(got) == {"digitnet", "vit_p4"}  # resnet18 has no curve
+    assert got["digitnet"] == (pytest.approx(0.002), 3) and got["vit_p4"] == (pytest.approx(0.05), 3)
+    # A curve whose only point in the last quarter is the final one says nothing about the plateau.
+    short = [dict(r, source_curve=[[10, 0.5], [r["iters"], 0.9]]) for r in recs if r["arch"] == "digitnet"]
+    assert source_plateau(short) == {}
+
+
+def test_family_verdicts_say_when_erm_was_still_learning(records):
+    from neurn.bench.report import family_verdicts
+
+    md = family_verdicts(_with_curves(records, {"digitnet": 0.002, "vit_p4": 0.05}))
+    cnn = next(l for l in md.splitlines() if l.startswith("| cnn |"))
+    vit = next(l for l in md.splitlines() if l.startswith("| vit |"))
+    assert "| digitnet +0.2 (flat), resnet18 no curve |" in cnn and "still learning" not in cnn
+    assert "| vit_p4 +5.0 (still learning) |" in vit and vit.endswith("(ERM still learning: vit_p4) |")
+
+
+def test_table_by_family_combines_folders_taking_each_arch_from_its_longest_run(tmp_path):
+    """vit_p4 trained longer in the second folder comes from there, named in a note; one folder otherwise."""
+    short, long = tmp_path / "short", tmp_path / "long"
+    shutil.copytree(FIXTURES, short)
+    long.mkdir()
+    cfg = json.loads((FIXTURES / "config.json").read_text())
+    cfg["iters"] = 400
+    write_json_atomic(long / "config.json", cfg)
+    for p in sorted(FIXTURES.glob("vit_p4-*.json")):
+        rec = read_record(p)
+        rec["config"]["iters"], rec["iters"] = 400, 400
+        if rec["status"] == "ok" and rec["method"] == "neurn":
+            rec["accuracy"] = {d: 0.0 for d in rec["accuracy"]}  # so the long runs' verdict differs visibly
+        write_json_atomic(long / p.name, rec)
+    res = CliRunner().invoke(cli, ["table", str(short), str(long), "--by-family"])
+    assert res.exit_code == 0, res.output
+    vit = next(l for l in res.output.splitlines() if l.startswith("| vit |"))
+    assert "vit_p4 (3 seeds, 400 it)" in vit and "loses to erm" in vit
+    assert f"- vit_p4: from {long}; also in {short} (200 iterations), not used" in res.output
+    assert "| cnn | digitnet (3 seeds, 200 it), resnet18 (3 seeds, 200 it) |" in res.output
+    res = CliRunner().invoke(cli, ["table", str(short), str(long)])
+    assert res.exit_code == 2 and "several RESULTS folders combine only with --by-family" in res.output

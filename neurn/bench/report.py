@@ -268,6 +268,78 @@ def _latex(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def combine_folders(folders: list[str | Path],
+                    notify: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Records of several results folders, each architecture taken from the folder that trained it longest.
+
+    Each folder must hold one protocol config (see :func:`load_records`). An architecture found in
+    more than one folder comes from the one with the most iterations (the earlier folder on a tie):
+    the longer runs are the ones closer to convergence. Nothing is mixed within one architecture.
+
+    Args:
+        folders: results folders, in order of preference on a tie.
+        notify: receives one line per damaged record file (default: a ``RecordWarning``).
+
+    Returns:
+        (records, notes): the chosen records, and one line per architecture saying where it came from
+        when it was found in more than one folder.
+    """
+    chosen: dict[str, tuple[int, str, list[dict[str, Any]]]] = {}
+    seen: dict[str, list[str]] = {}
+    for folder in folders:
+        recs = load_records(folder, notify=notify)
+        iters = int(recs[0].get("config", {}).get("iters", 0))
+        by_arch: dict[str, list[dict[str, Any]]] = {}
+        for r in recs:
+            by_arch.setdefault(r["arch"], []).append(r)
+        for arch, rs in by_arch.items():
+            seen.setdefault(arch, []).append(f"{folder} ({iters:,} iterations)")
+            if arch not in chosen or iters > chosen[arch][0]:
+                chosen[arch] = (iters, str(folder), rs)
+    notes = [f"{arch}: from {chosen[arch][1]}; also in " +
+             ", ".join(w for w in where if not w.startswith(chosen[arch][1] + " ")) + ", not used"
+             for arch, where in seen.items() if len(where) > 1]
+    return [r for _, _, rs in chosen.values() for r in rs], notes
+
+
+def source_plateau(records: list[dict[str, Any]], method: str = "erm",
+                   tail: float = 0.25) -> dict[str, tuple[float, int]]:
+    """Per architecture: how much ``method``'s source accuracy still rose over the last ``tail`` of training.
+
+    From each run's ``source_curve`` (``[iteration, accuracy]`` pairs): the final accuracy minus the
+    accuracy at the first curve point at or after ``(1 - tail) * iters``, averaged over seeds. Near
+    zero means the run had plateaued; a few points means it was still learning.
+
+    Args:
+        records: benchmark records.
+        method: whose curves are read (ERM: the question is whether the baseline had converged).
+        tail: the fraction of training at the end that is compared.
+
+    Returns:
+        ``{arch: (mean rise as a fraction, number of curves)}`` for the archs with at least one curve.
+
+    >>> rec = {"arch": "a", "method": "erm", "status": "ok", "iters": 100,
+    ...        "source_curve": [[25, 0.5], [50, 0.8], [75, 0.9], [100, 0.92]]}
+    >>> rise, n = source_plateau([rec])["a"]
+    >>> round(rise, 3), n
+    (0.02, 1)
+    """
+    rises: dict[str, list[float]] = {}
+    for r in records:
+        curve = r.get("source_curve") or []
+        if r.get("status") != "ok" or r.get("method") != method or len(curve) < 2:
+            continue
+        iters = int(r.get("iters") or curve[-1][0])
+        start = next(((it, a) for it, a in curve if it >= (1 - tail) * iters), None)
+        if start is None or start[0] >= curve[-1][0]:
+            continue  # no point inside the last quarter before the final one: nothing to compare
+        rises.setdefault(r["arch"], []).append(float(curve[-1][1]) - float(start[1]))
+    return {a: (sum(v) / len(v), len(v)) for a, v in rises.items()}
+
+
+PLATEAU_TOL = 0.01  # a rise under 1 point over the last quarter counts as plateaued (the curve's own noise)
+
+
 def family_verdicts(records: list[dict[str, Any]], method: str = "neurn",
                     baselines: tuple[str, ...] = ("erm", "randconv"), alpha: float = 0.05) -> str:
     """Markdown: per architecture family, does ``method`` beat each baseline on the unseen targets?
@@ -275,7 +347,10 @@ def family_verdicts(records: list[dict[str, Any]], method: str = "neurn",
     The gain is on ``avg`` (the mean over the non-source targets), paired by (arch, seed) and pooled
     over the family's architectures; p is the two-sided paired t-test over those pairs. The verdict
     is "beats" / "loses to" when p < ``alpha``, "no significant difference" otherwise, and "not
-    enough runs" with fewer than 2 pairs (no p-value exists).
+    enough runs" with fewer than 2 pairs (no p-value exists). A column gives each architecture's
+    iterations and how much ERM's source accuracy still rose over the last quarter of training (from
+    the records' learning curves, see :func:`source_plateau`); a verdict on runs whose ERM was still
+    learning (a rise of 1 point or more) says so.
 
     Args:
         records: benchmark records (each has ``family``: cnn, nas, vit).
@@ -290,6 +365,8 @@ def family_verdicts(records: list[dict[str, Any]], method: str = "neurn",
         check_methods(records, method, b)
     ok = [r for r in records if r.get("status") == "ok"]
     family = {r["arch"]: r.get("family", "?") for r in ok}
+    iters = {r["arch"]: int(r.get("iters") or r.get("config", {}).get("iters", 0)) for r in ok}
+    plateau = source_plateau(ok)
     df = records_frame(ok)
     df = df[df["domain"] == AVG]
     # Pool a family's archs: the pairing key becomes (arch, seed), the grouping key the family.
@@ -298,7 +375,11 @@ def family_verdicts(records: list[dict[str, Any]], method: str = "neurn",
     for fam in dict.fromkeys(family[a] for a in family):
         archs = [a for a in family if family[a] == fam]
         n_seeds = {a: len({r["seed"] for r in ok if r["arch"] == a and r["method"] == method}) for a in archs}
-        runs = ", ".join(f"{a} ({n} seed{'' if n == 1 else 's'})" for a, n in n_seeds.items())
+        runs = ", ".join(f"{a} ({n} seed{'' if n == 1 else 's'}, {iters[a]:,} it)" for a, n in n_seeds.items())
+        learning = [a for a in archs if a in plateau and plateau[a][0] >= PLATEAU_TOL]
+        conv = ", ".join(f"{a} " + (f"{100 * plateau[a][0]:+.1f}" +
+                                                   (" (still learning)" if a in learning else " (flat)")
+                                                   if a in plateau else "no curve") for a in archs)
         cells, verdicts = [], []
         for b in baselines:
             g = gains(df[df["arch"] == fam], method, b)
@@ -315,9 +396,12 @@ def family_verdicts(records: list[dict[str, Any]], method: str = "neurn",
                 verdicts.append(f"{'beats' if row.gain > 0 else 'loses to'} {b}")
             else:
                 verdicts.append(f"no significant difference from {b}")
-        rows.append([fam, runs] + cells + ["; ".join(verdicts)])
-    head = ["family", "architectures (seeds)"] + [f"{method} − {b}, avg (points)" for b in baselines] + \
-        [f"verdict (p < {alpha:g})"]
-    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * len(baselines) + "---|"]
+        verdict = "; ".join(verdicts)
+        if learning:
+            verdict += f" (ERM still learning: {', '.join(learning)})"
+        rows.append([fam, runs, conv] + cells + [verdict])
+    head = ["family", "architectures (seeds)", "ERM source rise, last quarter (points)"] + \
+        [f"{method} − {b}, avg (points)" for b in baselines] + [f"verdict (p < {alpha:g})"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * len(baselines) + "---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
