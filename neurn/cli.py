@@ -187,7 +187,7 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
               help="A named sweep (neurn.bench.protocol.PRESETS): quick, reference-gpu (every arch x 4 methods "
                    "x 3 seeds, 10,000 iterations, cuda + amp, 8 workers), cpu-converge (digitnet, mobilenet_v2, "
-                   "vit_p4 x 4 methods x 3 seeds, 2,000 iterations, learning curves), cpu-long (vit_p4, mobilenet_v2 at "
+                   "vit_p4 x 4 methods x 3 seeds, 2,000 iterations, learning curves), cpu-long (vit_p4, mnasnet1_0 at "
                    "6,000 iterations), ablation. It fixes --archs/--methods/"
                    "--seeds/--iters/--eval-limit/--curve-every; the other options override its defaults.")
 @click.option("--quick", is_flag=True,

@@ -523,7 +523,7 @@ def test_cli_preset_fills_the_sweep_and_refuses_explicit_conflicts(tmp_path, mon
     assert (seen["device"], seen["threads"], seen["checkpoint_every"], seen["curve_every"]) == ("cpu", 1, 250, 200)
     res = runner.invoke(cli, ["bench", "--preset", "cpu-long"])
     assert res.exit_code == 0, res.output
-    assert (seen["archs"], seen["iters"], seen["curve_every"], seen["out"]) == ("vit_p4,mobilenet_v2", 6000, 500,
+    assert (seen["archs"], seen["iters"], seen["curve_every"], seen["out"]) == ("vit_p4,mnasnet1_0", 6000, 500,
                                                                               "results/cpu-long-i6000")
     assert seen["pairs_first"] == ["erm", "neurn"] and (seen["device"], seen["workers"]) == ("cpu", 2)
     res = runner.invoke(cli, ["bench", "--out", str(tmp_path / "d")])
