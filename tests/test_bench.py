@@ -607,3 +607,37 @@ def test_learning_curve_is_recorded_in_the_config_and_changes_no_result(tmp_path
     # The curve is part of the config: a folder without it refuses a sweep with it.
     with pytest.raises(BenchError, match="curve_every"):
         _sweep(tmp_path / "plain", methods="neurn", iters=4, curve_every=3)
+
+
+def test_split_cache_never_hands_one_provider_another_providers_images():
+    """Each fresh provider gets its own images, even when an earlier one was dropped (id() reuse)."""
+    import gc
+
+    import numpy as np
+
+    from neurn.bench import train
+
+    class Provider:
+        def __init__(self, value):
+            self.value = value
+
+        def load_domain(self, name, split, size, channels, limit, data_root):
+            return np.full((2, channels, size, size), self.value, np.float32), np.zeros(2, np.int64)
+
+    cfg = {"size": 4, "channels": 1}
+    before = dict(train._DATA_CACHE)
+    try:
+        for i in range(50):
+            p = Provider(float(i))
+            x, _ = train.load_split(p, "fake", "test", cfg)
+            assert float(x[0, 0, 0, 0]) == i
+            del p, x
+            gc.collect()
+        # An unhashable provider is loaded every time instead of cached.
+        class Unhashable(Provider):
+            __hash__ = None
+        x, _ = train.load_split(Unhashable(7.0), "fake", "test", cfg)
+        assert float(x[0, 0, 0, 0]) == 7.0
+    finally:
+        train._DATA_CACHE.clear()
+        train._DATA_CACHE.update(before)

@@ -55,7 +55,9 @@ _DATA_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 def _cache_key(provider: Any, name: str, split: str, cfg: dict[str, Any], limit: int | None,
                data_root: str | None) -> tuple:
-    return (id(provider), name, split, cfg["size"], cfg["channels"], limit, data_root)
+    # The provider object itself, not its id(): the key then keeps it alive, so a later provider can never
+    # reuse a collected one's id and be handed its images. Unhashable providers are simply not cached.
+    return (provider, name, split, cfg["size"], cfg["channels"], limit, data_root)
 
 
 def load_split(provider: Any, name: str, split: str, cfg: dict[str, Any], limit: int | None = None,
@@ -67,8 +69,12 @@ def load_split(provider: Any, name: str, split: str, cfg: dict[str, Any], limit:
     # First N rather than a random subset: the registered test splits are not stored in class order,
     # and generated domains build only the chunks that are asked for.
     key = _cache_key(provider, name, split, cfg, limit, data_root)
-    if key in _DATA_CACHE:
-        return _DATA_CACHE[key]
+    try:
+        hit = _DATA_CACHE.get(key)
+    except TypeError:  # an unhashable provider: load every time
+        hit, cache = None, False
+    if hit is not None:
+        return hit
     x, y = provider.load_domain(name, split=split, size=cfg["size"], channels=cfg["channels"],
                                 limit=limit, data_root=data_root)
     pair = (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64))
@@ -80,7 +86,10 @@ def load_split(provider: Any, name: str, split: str, cfg: dict[str, Any], limit:
 def keep_split(provider: Any, name: str, split: str, cfg: dict[str, Any], limit: int | None,
                data_root: str | None, pair: tuple[torch.Tensor, torch.Tensor]) -> None:
     """Cache a split loaded with ``cache=False`` (once it passed its checks) for the runs of this process."""
-    _DATA_CACHE[_cache_key(provider, name, split, cfg, limit, data_root)] = pair
+    try:
+        _DATA_CACHE[_cache_key(provider, name, split, cfg, limit, data_root)] = pair
+    except TypeError:  # an unhashable provider: nothing to keep
+        pass
 
 
 @torch.no_grad()
