@@ -377,9 +377,13 @@ def family_verdicts(records: list[dict[str, Any]], method: str = "neurn",
         n_seeds = {a: len({r["seed"] for r in ok if r["arch"] == a and r["method"] == method}) for a in archs}
         runs = ", ".join(f"{a} ({n} seed{'' if n == 1 else 's'}, {iters[a]:,} it)" for a, n in n_seeds.items())
         learning = [a for a in archs if a in plateau and plateau[a][0] >= PLATEAU_TOL]
-        conv = ", ".join(f"{a} " + (f"{100 * plateau[a][0]:+.1f}" +
-                                                   (" (still learning)" if a in learning else " (flat)")
-                                                   if a in plateau else "no curve") for a in archs)
+
+        def rise(a: str) -> str:
+            if a not in plateau:
+                return f"{a} no curve"
+            return f"{a} {100 * plateau[a][0]:+.1f} ({'still learning' if a in learning else 'flat'})"
+
+        conv = ", ".join(rise(a) for a in archs)
         cells, verdicts = [], []
         for b in baselines:
             g = gains(df[df["arch"] == fam], method, b)
@@ -400,7 +404,7 @@ def family_verdicts(records: list[dict[str, Any]], method: str = "neurn",
         if learning:
             verdict += f" (ERM still learning: {', '.join(learning)})"
         rows.append([fam, runs, conv] + cells + [verdict])
-    head = ["family", "architectures (seeds)", "ERM source rise, last quarter (points)"] + \
+    head = ["family", "architectures (seeds, iterations)", "ERM source rise, last quarter (points)"] + \
         [f"{method} − {b}, avg (points)" for b in baselines] + [f"verdict (p < {alpha:g})"]
     lines = ["| " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * len(baselines) + "---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
