@@ -267,25 +267,31 @@ def bench_cmd(ctx: click.Context, archs: str, methods: str, seeds: str, iters: i
               help="Instead: per architecture family, whether --method beats erm and randconv on the unseen "
                    "targets (pooled paired t-test), and whether ERM had plateaued, as markdown. Takes several "
                    "RESULTS folders: each arch from the folder that trained it longest.")
-def table_cmd(results: tuple[str, ...], fmt: str, method: str, baseline: str, by_family: bool) -> None:
+@click.option("--archs", default=None, help="Comma list: only these architectures (default: every one recorded).")
+def table_cmd(results: tuple[str, ...], fmt: str, method: str, baseline: str, by_family: bool,
+              archs: str | None) -> None:
     """Per architecture x target: mean ± std over seeds, gain over the baseline, paired p-values.
 
     Damaged record files are named on stderr and left out; NaN accuracies are marked † and listed.
     """
-    from neurn.bench.report import combine_folders, family_verdicts, format_table, load_records
+    from neurn.bench.report import combine_folders, family_verdicts, format_table, load_records, select_archs
 
+    names = [a.strip() for a in archs.split(",") if a.strip()] if archs else None
     if len(results) > 1 and not by_family:
         raise click.UsageError("several RESULTS folders combine only with --by-family; give one folder "
                                "for the full table")
     if by_family:
         records, notes = combine_folders(list(results), notify=_warn_line)
+        records = select_archs(records, names)
+        notes = [n for n in notes if names is None or n.split(":", 1)[0] in names]
         click.echo(family_verdicts(records, method), nl=False)
         for line in notes:
             click.echo(f"\n- {line}", nl=False)
         if notes:
             click.echo()
         return
-    click.echo(format_table(load_records(results[0], notify=_warn_line), fmt, method, baseline), nl=False)
+    records = select_archs(load_records(results[0], notify=_warn_line), names)
+    click.echo(format_table(records, fmt, method, baseline), nl=False)
 
 
 def main() -> None:

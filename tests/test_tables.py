@@ -296,3 +296,11 @@ def test_table_by_family_combines_folders_taking_each_arch_from_its_longest_run(
     assert "| cnn | digitnet (3 seeds, 200 it), resnet18 (3 seeds, 200 it) |" in res.output
     res = CliRunner().invoke(cli, ["table", str(short), str(long)])
     assert res.exit_code == 2 and "several RESULTS folders combine only with --by-family" in res.output
+    # --archs keeps only the named architectures (and their notes); a name without records is refused.
+    res = CliRunner().invoke(cli, ["table", str(short), str(long), "--by-family", "--archs", "digitnet,resnet18"])
+    assert res.exit_code == 0 and "| vit |" not in res.output and "- vit_p4" not in res.output
+    assert "| cnn | digitnet (3 seeds, 200 it), resnet18 (3 seeds, 200 it) |" in res.output
+    res = CliRunner().invoke(cli, ["table", str(short), "--archs", "vit_p4"])
+    assert res.exit_code == 0 and "| vit_p4 | erm |" in res.output and "| digitnet |" not in res.output
+    res = CliRunner().invoke(cli, ["table", str(short), "--archs", "vit_p5"])
+    assert res.exit_code == 2 and "vit_p5" in res.output and "vit_p4" in res.output

@@ -302,6 +302,21 @@ def combine_folders(folders: list[str | Path],
     return [r for _, _, rs in chosen.values() for r in rs], notes
 
 
+def select_archs(records: list[dict[str, Any]], archs: list[str] | None) -> list[dict[str, Any]]:
+    """The records of the named architectures (all records when ``archs`` is None or empty).
+
+    A name with no record is refused (``UnknownName``, exit code 2) rather than silently giving a
+    smaller table.
+    """
+    if not archs:
+        return records
+    have = list(dict.fromkeys(r["arch"] for r in records))
+    for a in archs:
+        if a not in have:
+            raise UnknownName("architecture in these records", a, have)
+    return [r for r in records if r["arch"] in archs]
+
+
 def source_plateau(records: list[dict[str, Any]], method: str = "erm",
                    tail: float = 0.25) -> dict[str, tuple[float, int]]:
     """Per architecture: how much ``method``'s source accuracy still rose over the last ``tail`` of training.
