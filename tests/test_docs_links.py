@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,14 @@ SKIP_DIRS = {".venv", ".git", "node_modules", "build", "dist", ".ckpt"}
 
 
 def _markdown_files() -> list[Path]:
+    """The tracked markdown pages (git ls-files); outside a git checkout, every page outside build folders."""
+    try:
+        out = subprocess.run(["git", "ls-files", "*.md"], cwd=ROOT, capture_output=True, text=True, check=True)
+        tracked = [ROOT / line for line in out.stdout.splitlines() if line]
+        if tracked:
+            return sorted(p for p in tracked if p.exists())
+    except (OSError, subprocess.CalledProcessError):
+        pass
     return sorted(p for p in ROOT.rglob("*.md")
                   if not SKIP_DIRS.intersection(p.relative_to(ROOT).parts)
                   and not any(part.startswith((".", "_")) for part in p.relative_to(ROOT).parts[:-1]))
