@@ -92,7 +92,8 @@ def build_cmd(names: tuple[str, ...], splits: tuple[str, ...]) -> None:
 @click.option("-k", "--kernel-size", type=click.IntRange(1, 31), default=3, show_default=True,
               help="NeuRN window size.")
 @click.option("--results", type=click.Path(), default=None,
-              help="Benchmark results folder: also write neurn_gains.png (gain of neurn over erm).")
+              help="Benchmark results folder: also write neurn_gains.png (gain of neurn over erm) and, when "
+                   "its records hold learning curves, neurn_curves.png.")
 @click.option("--ablation", type=click.Path(), default=None,
               help="NeuRN ablation results folder (neurn bench --preset ablation): also write neurn_ablation.png "
                    "(with --results, its erm runs of the same arch are drawn as a reference line).")
@@ -125,6 +126,12 @@ def figures_cmd(out_dir: str, per_domain: int, kernel_size: int, data_root: str 
         gain_path = Path(out_dir) / "neurn_gains.png"
         plot_gains(records, gain_path)
         click.echo(f"wrote {gain_path}")
+        from neurn.plot import has_curves, plot_curves
+
+        if has_curves(records):
+            curves_path = Path(out_dir) / "neurn_curves.png"
+            plot_curves(records, curves_path)
+            click.echo(f"wrote {curves_path}")
     if ablation_records is not None:
         from neurn.plot import plot_ablation
 

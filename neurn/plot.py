@@ -1,4 +1,4 @@
-"""Figures: originals next to their NeuRN responses per digit domain, and the benchmark gain chart."""
+"""Figures: originals next to their NeuRN responses per digit domain, the benchmark gain chart, learning curves."""
 from __future__ import annotations
 
 import os
@@ -111,8 +111,9 @@ def plot_gains(records: list[dict[str, Any]], path: str | Path | None = None, me
     ax.set_xticks(x, archs, rotation=30, ha="right")
     ax.set_ylabel(f"{method} − {baseline} (accuracy points)")
     iters = records[0].get("config", {}).get("iters")
-    ax.set_title(f"Gain of {method} over {baseline} on unseen domains ({iters} iters; bars: mean, whiskers: std over seeds)",
-                 fontsize=9)
+    # Two lines: on a narrow chart (one or two architectures) one line would run past the figure's edges.
+    ax.set_title(f"Gain of {method} over {baseline} on unseen domains ({iters} iters)\n"
+                 "bars: mean, whiskers: std over seeds", fontsize=9)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="target")
     if path is not None:
         atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format=Path(path).suffix.lstrip(".") or "png"))
@@ -187,6 +188,65 @@ def plot_ablation(records: list[dict[str, Any]], path: str | Path | None = None,
     seeds = df["seed"].nunique()
     fig.suptitle(f"NeuRN ablation on {arch} ({iters} iterations, {seeds} seed(s); dots: seeds, bars: mean ± std)",
                  fontsize=9)
+    if path is not None:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format=Path(path).suffix.lstrip(".") or "png"))
+        plt.close(fig)
+    return fig
+
+
+METHOD_COLORS = {"erm": "tab:grey", "neurn": "tab:blue", "randconv": "tab:orange", "neurn+randconv": "tab:green"}
+
+
+def has_curves(records: list[dict[str, Any]]) -> bool:
+    """Whether any successful run among ``records`` holds a source learning curve (``source_curve``)."""
+    return any(r.get("status") == "ok" and len(r.get("source_curve") or []) >= 2 for r in records)
+
+
+def plot_curves(records: list[dict[str, Any]], path: str | Path | None = None):
+    """Source learning curves: one panel per architecture, one line per method (mean over seeds).
+
+    Args:
+        records: benchmark records; the successful runs with a ``source_curve`` are drawn.
+        path: write the PNG there (atomically); None: only return the figure.
+
+    Returns:
+        The matplotlib figure. Thin lines: single seeds; thick line: the mean over the seeds that
+        reached each iteration. ``InvalidArgument`` when no record has a curve.
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in records if r.get("status") == "ok" and len(r.get("source_curve") or []) >= 2]
+    if not runs:
+        from neurn.errors import InvalidArgument
+
+        raise InvalidArgument("no learning curves in these records (run neurn bench with --curve-every N)")
+    archs = list(dict.fromkeys(r["arch"] for r in runs))
+    fig, axes = plt.subplots(1, len(archs), figsize=(3.4 * len(archs) + 0.6, 3.2), constrained_layout=True,
+                             squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        mine = [r for r in runs if r["arch"] == arch]
+        order = list(METHOD_COLORS)
+        methods = sorted(dict.fromkeys(r["method"] for r in mine), key=lambda m: (m not in order, order.index(m)
+                                                                                 if m in order else 0, m))
+        for method in methods:
+            color = METHOD_COLORS.get(method)
+            curves = [dict((int(it), float(a)) for it, a in r["source_curve"]) for r in mine if r["method"] == method]
+            for c in curves:
+                ax.plot(list(c), [100 * a for a in c.values()], color=color, lw=0.6, alpha=0.35)
+            its = sorted(set().union(*curves))
+            mean = [100 * np.mean([c[i] for c in curves if i in c]) for i in its]
+            ax.plot(its, mean, color=color, lw=1.8, label=f"{method} ({len(curves)} seed{'s' * (len(curves) > 1)})")
+        ax.set_title(arch, fontsize=10)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("source test accuracy (%)")
+    n_eval = runs[0].get("config", {}).get("curve_eval_limit")
+    fig.suptitle("Source learning curves" + (f" (first {n_eval:,} source test images)" if n_eval else ""), fontsize=9)
     if path is not None:
         atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format=Path(path).suffix.lstrip(".") or "png"))
         plt.close(fig)

@@ -304,3 +304,34 @@ def test_table_by_family_combines_folders_taking_each_arch_from_its_longest_run(
     assert res.exit_code == 0 and "| vit_p4 | erm |" in res.output and "| digitnet |" not in res.output
     res = CliRunner().invoke(cli, ["table", str(short), "--archs", "vit_p5"])
     assert res.exit_code == 2 and "vit_p5" in res.output and "vit_p4" in res.output
+
+
+def test_learning_curve_figure_draws_the_seed_mean_per_method(records, tmp_path):
+    from neurn.errors import InvalidArgument
+    from neurn.plot import has_curves, plot_curves
+
+    assert not has_curves(records)
+    with pytest.raises(InvalidArgument, match="no learning curves"):
+        plot_curves(records)
+    recs = _with_curves(records, {"digitnet": 0.002, "vit_p4": 0.05})
+    fig = plot_curves(recs, tmp_path / "c.png")
+    assert [ax.get_title() for ax in fig.axes] == ["digitnet", "vit_p4"]  # resnet18 has no curve
+    mean = next(l for l in fig.axes[1].get_lines() if l.get_label().startswith("erm (3 seeds)"))
+    n = next(r["iters"] for r in recs if r["arch"] == "vit_p4")
+    assert list(mean.get_xdata()) == [n // 4, n // 2, 3 * n // 4, n]
+    assert mean.get_ydata()[-1] == pytest.approx(100 * (0.9 + 0.001))  # mean of 0.900, 0.901, 0.902
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+def test_figures_cli_writes_the_curves_only_when_records_have_them(tmp_path):
+    folder = tmp_path / "runs"
+    shutil.copytree(FIXTURES, folder)
+    res = CliRunner().invoke(cli, ["figures", "-o", str(tmp_path / "a"), "-n", "1", "--results", str(folder)])
+    assert res.exit_code == 0, res.output
+    assert "neurn_gains.png" in res.output and not (tmp_path / "a" / "neurn_curves.png").exists()
+    for r in _with_curves(load_records(folder), {"digitnet": 0.0}):
+        if "source_curve" in r:
+            write_json_atomic(folder / f"{r['arch']}-{r['method']}-s{r['seed']}.json", r)
+    res = CliRunner().invoke(cli, ["figures", "-o", str(tmp_path / "b"), "-n", "1", "--results", str(folder)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "b" / "neurn_curves.png").stat().st_size > 10_000
