@@ -78,6 +78,24 @@ def _restride(conv: nn.Conv2d, stride: int = 1, kernel_size: int | None = None,
                      padding=k // 2, groups=conv.groups, bias=conv.bias is not None)
 
 
+BN_MOMENTUM = 0.1  # PyTorch's default: BatchNorm running statistics settle within a few dozen iterations
+
+
+def _short_schedule_bn(model: nn.Module) -> nn.Module:
+    """Set every BatchNorm's running-statistics momentum to :data:`BN_MOMENTUM`; returns ``model``.
+
+    torchvision's MNASNet (momentum 0.0003) and EfficientNet (0.01) keep TensorFlow's BatchNorm decay,
+    chosen for hundreds of ImageNet epochs. In a 2,000-10,000-iteration run their running statistics are
+    still mostly the initial ones (0.9997^6000 = 0.17 of the weight), so in eval mode the net is at chance
+    while its training loss falls: MNASNet-1.0 measured 8.7-12.6 % source accuracy for 6,000 iterations
+    with its loss down from 6.3 to 0.13. The momentum changes nothing in training mode.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = BN_MOMENTUM
+    return model
+
+
 class DigitNet(nn.Module):
     """conv5x5(64)-ReLU-pool-conv5x5(128)-ReLU-pool-fc1024-ReLU-fc1024-ReLU-fc (Volpi et al. 2018)."""
 
@@ -143,22 +161,23 @@ def _mobilenet_v2(num_classes: int, in_chans: int) -> nn.Module:
     return m
 
 
-@register_arch("mnasnet1_0", "nas", "torchvision MNASNet-1.0 (NAS-derived), stride-1 stem")
+@register_arch("mnasnet1_0", "nas", "torchvision MNASNet-1.0 (NAS-derived), stride-1 stem, BatchNorm momentum 0.1")
 def _mnasnet(num_classes: int, in_chans: int) -> nn.Module:
     from torchvision.models import mnasnet1_0
 
     m = mnasnet1_0(num_classes=num_classes)
     m.layers[0] = _restride(m.layers[0], 1, in_chans=in_chans)
-    return m
+    return _short_schedule_bn(m)
 
 
-@register_arch("efficientnet_b0", "nas", "torchvision EfficientNet-B0 (NAS-derived), stride-1 stem")
+@register_arch("efficientnet_b0", "nas", "torchvision EfficientNet-B0 (NAS-derived), stride-1 stem, BatchNorm "
+               "momentum 0.1")
 def _efficientnet_b0(num_classes: int, in_chans: int) -> nn.Module:
     from torchvision.models import efficientnet_b0
 
     m = efficientnet_b0(num_classes=num_classes)
     m.features[0][0] = _restride(m.features[0][0], 1, in_chans=in_chans)
-    return m
+    return _short_schedule_bn(m)
 
 
 @register_arch("regnetx_002", "nas", "timm RegNetX-200MF (design-space search), stride-1 stem")
