@@ -641,3 +641,36 @@ def test_split_cache_never_hands_one_provider_another_providers_images():
     finally:
         train._DATA_CACHE.clear()
         train._DATA_CACHE.update(before)
+
+
+class _EvalBroken(torch.nn.Module):
+    """Reads the toy bar's row perfectly in training mode; in eval mode it always answers class 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(20.0))
+
+    def forward(self, x):
+        rows = x[:, 0, :, 4:28].mean(-1)  # (n, 32): the bar of label k is on rows 2 + 3k
+        logits = self.scale * rows[:, [2 + 3 * k for k in range(10)]]
+        if self.training:
+            return logits
+        return torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 10).float() + 0 * logits
+
+
+def test_a_run_that_fits_its_batches_but_is_at_chance_in_eval_mode_is_flagged(tmp_path, capsys):
+    """The MNASNet BatchNorm failure, as a record: low training loss, chance source accuracy -> a warning."""
+    from neurn.bench.archs import ARCHS, register_arch
+
+    register_arch("evalbroken", "cnn", "test only")(lambda n, c: _EvalBroken())
+    try:
+        recs = _sweep(tmp_path, archs="evalbroken,digitnet", methods="erm", iters=2, progress=True)
+    finally:
+        ARCHS.remove("evalbroken")
+    broken, fine = (next(r for r in recs if r["arch"] == a) for a in ("evalbroken", "digitnet"))
+    assert broken["final_loss"] < 0.5 and broken["accuracy"]["mnist"] == pytest.approx(0.1)
+    assert broken["warnings"] and "eval mode disagrees with training mode" in broken["warnings"][0]
+    assert "warnings" not in fine  # digitnet after 2 iterations: high loss, near chance, nothing to flag
+    assert read_record(tmp_path / record_name("evalbroken", "erm", 0))["warnings"] == broken["warnings"]
+    captured = capsys.readouterr()
+    assert "warning: evalbroken/erm/s0: training loss" in captured.out + captured.err

@@ -372,6 +372,8 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
         if rec["status"] != "ok":
             tqdm.write(f"FAILED {rec['arch']}/{rec['method']}/s{rec['seed']}: {rec['reason']}")
         else:
+            for warning in rec.get("warnings", []):
+                tqdm.write(f"warning: {rec['arch']}/{rec['method']}/s{rec['seed']}: {warning}")
             bar.set_postfix_str(f"{rec['arch']}/{rec['method']}/s{rec['seed']} "
                                 f"src={rec['accuracy'].get(cfg['source'], float('nan')):.3f}")
     bar.close()

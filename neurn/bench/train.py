@@ -92,6 +92,29 @@ def keep_split(provider: Any, name: str, split: str, cfg: dict[str, Any], limit:
         pass
 
 
+LOW_LOSS = 0.5  # mean cross-entropy of the last iterations under which most training batches are right
+
+
+def train_eval_mismatch(final_loss: float | None, source_accuracy: float | None, num_classes: int) -> str | None:
+    """A warning when the net fits its training batches but scores near chance on the source test split.
+
+    That is eval mode disagreeing with training mode (e.g. BatchNorm running statistics that have not
+    settled, as with torchvision MNASNet's momentum 0.0003), not a result: the record says so.
+
+    >>> train_eval_mismatch(0.13, 0.126, 10)[:40]
+    'training loss 0.130 but source test accu'
+    >>> train_eval_mismatch(0.13, 0.95, 10) is None and train_eval_mismatch(2.2, 0.11, 10) is None
+    True
+    """
+    if final_loss is None or source_accuracy is None or not math.isfinite(source_accuracy):
+        return None
+    if final_loss < LOW_LOSS and source_accuracy < 2.0 / num_classes:
+        return (f"training loss {final_loss:.3f} but source test accuracy {100 * source_accuracy:.1f} % (chance "
+                f"{100 / num_classes:.0f} %): eval mode disagrees with training mode, e.g. BatchNorm running "
+                "statistics that have not settled")
+    return None
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy over every item (in order, no drop_last)."""
@@ -323,3 +346,6 @@ def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg:
         rec["n_eval"][name] = len(y)
     rec["eval_time_s"] = round(time.perf_counter() - t1, 3)
     rec["status"] = "ok"
+    mismatch = train_eval_mismatch(rec["final_loss"], rec["accuracy"].get(cfg["source"]), cfg["num_classes"])
+    if mismatch:
+        rec["warnings"] = [mismatch]
