@@ -290,6 +290,7 @@ def table_cmd(results: tuple[str, ...], fmt: str, method: str, baseline: str, by
     if by_family:
         records, notes = combine_folders(list(results), notify=_warn_line)
         records = select_archs(records, names)
+        _warn_flagged(records)
         notes = [n for n in notes if names is None or n.split(":", 1)[0] in names]
         click.echo(family_verdicts(records, method), nl=False)
         for line in notes:
@@ -298,7 +299,15 @@ def table_cmd(results: tuple[str, ...], fmt: str, method: str, baseline: str, by
             click.echo()
         return
     records = select_archs(load_records(results[0], notify=_warn_line), names)
+    _warn_flagged(records)
     click.echo(format_table(records, fmt, method, baseline), nl=False)
+
+
+def _warn_flagged(records: list) -> None:
+    """The runs whose record carries warnings (e.g. eval mode at chance after fitting), one line each on stderr."""
+    for r in records:
+        for warning in r.get("warnings") or []:
+            _warn_line(f"{r['arch']}/{r['method']}/s{r['seed']}: {warning}")
 
 
 def main() -> None:

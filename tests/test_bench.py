@@ -674,3 +674,5 @@ def test_a_run_that_fits_its_batches_but_is_at_chance_in_eval_mode_is_flagged(tm
     assert read_record(tmp_path / record_name("evalbroken", "erm", 0))["warnings"] == broken["warnings"]
     captured = capsys.readouterr()
     assert "warning: evalbroken/erm/s0: training loss" in captured.out + captured.err
+    res = CliRunner().invoke(cli, ["table", str(tmp_path)])
+    assert res.exit_code == 0 and "warning: evalbroken/erm/s0: training loss" in res.stderr
