@@ -291,11 +291,11 @@ def table_cmd(results: tuple[str, ...], fmt: str, method: str, baseline: str, by
         records, notes = combine_folders(list(results), notify=_warn_line)
         records = select_archs(records, names)
         _warn_flagged(records)
-        notes = [n for n in notes if names is None or n.split(":", 1)[0] in names]
+        lines = [line for arch, line in notes.items() if names is None or arch in names]
         click.echo(family_verdicts(records, method), nl=False)
-        for line in notes:
+        for line in lines:
             click.echo(f"\n- {line}", nl=False)
-        if notes:
+        if lines:
             click.echo()
         return
     records = select_archs(load_records(results[0], notify=_warn_line), names)

@@ -197,9 +197,14 @@ def plot_ablation(records: list[dict[str, Any]], path: str | Path | None = None,
 METHOD_COLORS = {"erm": "tab:grey", "neurn": "tab:blue", "randconv": "tab:orange", "neurn+randconv": "tab:green"}
 
 
+def _curve_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The successful runs that hold a source learning curve (``source_curve``, two points or more)."""
+    return [r for r in records if r.get("status") == "ok" and len(r.get("source_curve") or []) >= 2]
+
+
 def has_curves(records: list[dict[str, Any]]) -> bool:
     """Whether any successful run among ``records`` holds a source learning curve (``source_curve``)."""
-    return any(r.get("status") == "ok" and len(r.get("source_curve") or []) >= 2 for r in records)
+    return bool(_curve_runs(records))
 
 
 def plot_curves(records: list[dict[str, Any]], path: str | Path | None = None):
@@ -219,7 +224,9 @@ def plot_curves(records: list[dict[str, Any]], path: str | Path | None = None):
         matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    runs = [r for r in records if r.get("status") == "ok" and len(r.get("source_curve") or []) >= 2]
+    from neurn.bench.report import _order
+
+    runs = _curve_runs(records)
     if not runs:
         from neurn.errors import InvalidArgument
 
@@ -229,10 +236,7 @@ def plot_curves(records: list[dict[str, Any]], path: str | Path | None = None):
                              squeeze=False)
     for ax, arch in zip(axes[0], archs):
         mine = [r for r in runs if r["arch"] == arch]
-        order = list(METHOD_COLORS)
-        methods = sorted(dict.fromkeys(r["method"] for r in mine), key=lambda m: (m not in order, order.index(m)
-                                                                                 if m in order else 0, m))
-        for method in methods:
+        for method in _order((r["method"] for r in mine), list(METHOD_COLORS)):
             color = METHOD_COLORS.get(method)
             curves = [dict((int(it), float(a)) for it, a in r["source_curve"]) for r in mine if r["method"] == method]
             for c in curves:

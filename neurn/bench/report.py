@@ -269,7 +269,7 @@ def _latex(head: list[str], rows: list[list[str]]) -> str:
 
 
 def combine_folders(folders: list[str | Path],
-                    notify: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+                    notify: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Records of several results folders, each architecture taken from the folder that trained it longest.
 
     Each folder must hold one protocol config (see :func:`load_records`). An architecture found in
@@ -281,24 +281,21 @@ def combine_folders(folders: list[str | Path],
         notify: receives one line per damaged record file (default: a ``RecordWarning``).
 
     Returns:
-        (records, notes): the chosen records, and one line per architecture saying where it came from
-        when it was found in more than one folder.
+        (records, notes): the chosen records, and for each architecture found in more than one folder
+        a line saying where it came from.
     """
-    chosen: dict[str, tuple[int, str, list[dict[str, Any]]]] = {}
-    seen: dict[str, list[str]] = {}
+    found: dict[str, list[tuple[int, str, list[dict[str, Any]]]]] = {}  # arch -> (iters, folder, records)
     for folder in folders:
         recs = load_records(folder, notify=notify)
         iters = int(recs[0].get("config", {}).get("iters", 0))
-        by_arch: dict[str, list[dict[str, Any]]] = {}
-        for r in recs:
-            by_arch.setdefault(r["arch"], []).append(r)
-        for arch, rs in by_arch.items():
-            seen.setdefault(arch, []).append(f"{folder} ({iters:,} iterations)")
-            if arch not in chosen or iters > chosen[arch][0]:
-                chosen[arch] = (iters, str(folder), rs)
-    notes = [f"{arch}: from {chosen[arch][1]}; also in " +
-             ", ".join(w for w in where if not w.startswith(chosen[arch][1] + " ")) + ", not used"
-             for arch, where in seen.items() if len(where) > 1]
+        for arch in dict.fromkeys(r["arch"] for r in recs):
+            found.setdefault(arch, []).append((iters, str(folder), [r for r in recs if r["arch"] == arch]))
+    # max() keeps the first of equal keys: the earlier folder wins a tie.
+    chosen = {arch: max(runs, key=lambda run: run[0]) for arch, runs in found.items()}
+    notes = {arch: f"{arch}: from {chosen[arch][1]}; also in " +
+             ", ".join(f"{folder} ({iters:,} iterations)" for iters, folder, _ in runs if folder != chosen[arch][1]) +
+             ", not used"
+             for arch, runs in found.items() if len(runs) > 1}
     return [r for _, _, rs in chosen.values() for r in rs], notes
 
 
