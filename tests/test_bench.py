@@ -458,7 +458,9 @@ def test_reference_gpu_preset_plan_orders_erm_neurn_pairs_first():
     assert [(j.seed, j.arch, j.method) for j in jobs[:n_pairs]] == [
         (s, a, m) for s in (0, 1, 2) for a in archs for m in ("erm", "neurn")]
     assert {j.method for j in jobs[n_pairs:]} == {"randconv", "neurn+randconv"}
-    assert jobs[n_pairs:][:2] == [(archs[0], "randconv", 0), (archs[0], "neurn+randconv", 0)]
+    # RandConv arch-major: all three seeds of the first arch (a whole comparison) before the second arch.
+    assert jobs[n_pairs:][:7] == [(archs[0], m, s) for s in (0, 1, 2) for m in ("randconv", "neurn+randconv")] + [
+        (archs[1], "randconv", 0)]
 
 
 def test_reference_gpu_preset_dry_run_on_cpu_writes_each_record_as_its_run_ends(tmp_path, monkeypatch):

@@ -114,12 +114,20 @@ def job_order(archs: list[str], methods: list[str], seeds: list[int],
     """Every (arch, method, seed) in run order: seed-major, so a partial sweep already has whole seeds.
 
     With ``pairs_first`` (e.g. ``["erm", "neurn"]``) those methods' runs come first (for each seed, for
-    each arch, in that order), then the other methods' runs in the same seed-major order: a sweep cut
-    short by a time-out keeps whole baseline/method pairs.
+    each arch, in that order), so a sweep cut short by a time-out keeps whole baseline/method pairs. The
+    other methods' runs (RandConv, about three times dearer) then go arch-major: every seed of one arch
+    before the next arch, because a comparison needs all its seeds for a p-value; seed-major, the
+    ViT's third RandConv seed of ``cpu-long`` would wait behind two seeds of MNASNet (about 3 h on 2 cores).
+
+    >>> [f"{j.arch}/{j.method}/s{j.seed}" for j in job_order(["a", "b"], ["erm", "rc"], [0, 1], ["erm"])]
+    ['a/erm/s0', 'b/erm/s0', 'a/erm/s1', 'b/erm/s1', 'a/rc/s0', 'a/rc/s1', 'b/rc/s0', 'b/rc/s1']
     """
     first = [m for m in (pairs_first or []) if m in methods]
-    groups = [first, [m for m in methods if m not in first]] if first else [methods]
-    return [Job(arch, method, seed) for group in groups for seed in seeds for arch in archs for method in group]
+    if not first:
+        return [Job(arch, method, seed) for seed in seeds for arch in archs for method in methods]
+    rest = [m for m in methods if m not in first]
+    return ([Job(arch, method, seed) for seed in seeds for arch in archs for method in first]
+            + [Job(arch, method, seed) for arch in archs for seed in seeds for method in rest])
 
 
 def plan(archs: list[str], methods: list[str], seeds: list[int], out: str | Path,
