@@ -304,7 +304,11 @@ def table_cmd(results: tuple[str, ...], fmt: str, method: str, baseline: str, by
 
 
 def _warn_flagged(records: list) -> None:
-    """The runs whose record carries warnings (e.g. eval mode at chance after fitting), one line each on stderr."""
+    """On stderr, one line each: archs trained on several definitions, runs whose record carries warnings."""
+    from neurn.bench.report import definition_conflicts
+
+    for line in definition_conflicts(records):
+        _warn_line(line)
     for r in records:
         for warning in r.get("warnings") or []:
             _warn_line(f"{r['arch']}/{r['method']}/s{r['seed']}: {warning}")

@@ -598,6 +598,66 @@ def test_damaged_or_foreign_checkpoint_starts_the_run_over(tmp_path):
     assert "resumed_from" not in rec and rec["loss_curve"] == ref["loss_curve"] and rec["accuracy"] == ref["accuracy"]
 
 
+def test_arch_digest_names_the_definition_and_draws_no_random_numbers(monkeypatch):
+    """The MNASNet BatchNorm fix kept every weight's shape, yet its digest changes; building it draws no RNG."""
+    import neurn.bench.archs as archs_mod
+
+    rng = torch.get_rng_state()
+    fixed = archs_mod.arch_digest("mnasnet1_0")
+    assert torch.equal(rng, torch.get_rng_state())
+    archs_mod.arch_digest.cache_clear()
+    try:
+        with monkeypatch.context() as mp:
+            mp.setattr(archs_mod, "BN_MOMENTUM", 0.0003)  # torchvision's own, the pre-fix definition
+            assert archs_mod.arch_digest("mnasnet1_0") != fixed
+    finally:
+        archs_mod.arch_digest.cache_clear()
+    assert archs_mod.arch_digest("mnasnet1_0") == fixed
+    assert archs_mod.arch_digest("mnasnet1_0", in_chans=1) != fixed  # other stem, other net
+
+
+def test_sweep_refuses_records_of_another_arch_definition(tmp_path):
+    """A finished run of an older net never counts as done: one line naming the arch, both digests, the fix."""
+    from neurn.bench.archs import arch_digest
+    from neurn.bench.records import write_json_atomic
+    from neurn.errors import ConfigMismatch
+
+    (rec,) = _sweep(tmp_path, methods="erm")
+    assert rec["arch_digest"] == arch_digest("digitnet")
+    path = tmp_path / record_name("digitnet", "erm", 0)
+    write_json_atomic(path, dict(rec, arch_digest="0123456789ab"))
+    with pytest.raises(ConfigMismatch) as err:
+        _sweep(tmp_path, methods="erm")
+    msg = str(err.value)
+    assert "\n" not in msg and "1 run(s) of digitnet (e.g. digitnet-erm-s0.json)" in msg
+    assert f"digest 0123456789ab; this checkout builds {arch_digest('digitnet')}" in msg
+    assert msg.endswith("use another --out folder, or delete those records to run them again")
+    # A record from before records carried the digest is taken as it is.
+    write_json_atomic(path, {k: v for k, v in rec.items() if k != "arch_digest"})
+    assert _sweep(tmp_path, methods="erm") == []
+
+
+def test_checkpoint_of_another_arch_definition_starts_the_run_over(tmp_path):
+    from neurn.bench.sweep import Job, checkpoint_path
+
+    methods_mod.register_method("kill-test")(_killable_loss)
+    try:
+        kw = dict(methods="kill-test", iters=4, checkpoint_every=2)
+        _KILL.update(at=3, calls=0)
+        with pytest.raises(KeyboardInterrupt):
+            _sweep(tmp_path, **kw)
+        ckpt = checkpoint_path(tmp_path, Job("digitnet", "kill-test", 0))
+        state = torch.load(ckpt, weights_only=True)
+        assert state["iter"] == 2 and state["arch_digest"]
+        torch.save(dict(state, arch_digest="0123456789ab"), ckpt)
+        _KILL.update(at=None, calls=0)
+        with pytest.warns(UserWarning, match="another definition of digitnet.*0123456789ab.*from scratch"):
+            (rec,) = _sweep(tmp_path, **kw)
+    finally:
+        methods_mod.METHODS.remove("kill-test")
+    assert "resumed_from" not in rec and _KILL["calls"] == 4
+
+
 def test_learning_curve_is_recorded_in_the_config_and_changes_no_result(tmp_path):
     (plain,) = _sweep(tmp_path / "plain", methods="neurn", iters=4)
     (curved,) = _sweep(tmp_path / "curve", methods="neurn", iters=4, curve_every=3, curve_eval_limit=20)

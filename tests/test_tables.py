@@ -160,6 +160,21 @@ def test_table_names_damaged_records_and_continues(tmp_path):
     assert res.exit_code == 1 and "neurn: error: no records in" in res.output and "28 damaged file(s), named above" in res.output
 
 
+def test_table_warns_when_an_arch_was_trained_on_two_definitions(tmp_path):
+    """E.g. MNASNet records from before and after its BatchNorm fix in one folder: named, never silently averaged."""
+    shutil.copytree(FIXTURES, tmp_path / "r")
+    for s, digest in ((0, "aaaaaaaaaaaa"), (1, "bbbbbbbbbbbb")):
+        p = tmp_path / "r" / f"vit_p4-erm-s{s}.json"
+        write_json_atomic(p, dict(read_record(p), arch_digest=digest))
+    for args in ([], ["--by-family"]):
+        res = CliRunner().invoke(cli, ["table", str(tmp_path / "r"), *args])
+        assert res.exit_code == 0, res.output
+        assert ("warning: vit_p4: the records come from 2 definitions of the arch (digests aaaaaaaaaaaa, "
+                "bbbbbbbbbbbb); their numbers do not compare") in res.output
+    res = CliRunner().invoke(cli, ["table", str(FIXTURES)])
+    assert "definitions of the arch" not in res.output
+
+
 @pytest.mark.parametrize("args, msg", [
     (["--baseline", "nosuch"], "unknown method 'nosuch'"),
     (["--method", "nosuch"], "unknown method 'nosuch'"),

@@ -7,6 +7,8 @@ network is the torchvision / timm implementation, unchanged.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -63,6 +65,25 @@ def get_arch(name: str) -> ArchSpec:
 def create_arch(name: str, num_classes: int = 10, in_chans: int = 3) -> nn.Module:
     """Build a randomly initialised architecture (seed torch beforehand for reproducibility)."""
     return get_arch(name).build(num_classes, in_chans)
+
+
+@functools.lru_cache(maxsize=None)
+def arch_digest(name: str, num_classes: int = 10, in_chans: int = 3) -> str:
+    """12 hex digits naming the definition of one architecture: sha256 of its module tree as printed.
+
+    The printed tree holds every layer's class, shapes and hyper-parameters (BatchNorm momentum and
+    dropout rates included), so a change to a builder, or a torchvision/timm release that builds the net
+    differently, changes the digest; code inside ``forward`` does not show. Records and checkpoints carry
+    it, so a sweep never resumes or counts runs of an older definition (the MNASNet BatchNorm fix kept
+    the layer shapes and the weights' layout, so nothing else would have told the two apart). The net is
+    built on the meta device: no weights are allocated and no random numbers drawn.
+
+    >>> d = arch_digest("digitnet"); len(d), d == arch_digest("digitnet"), d == arch_digest("vit_p4")
+    (12, True, False)
+    """
+    with torch.device("meta"):
+        tree = repr(create_arch(name, num_classes, in_chans))
+    return hashlib.sha256(tree.encode()).hexdigest()[:12]
 
 
 def count_params(model: nn.Module) -> int:

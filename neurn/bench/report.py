@@ -75,6 +75,24 @@ def flagged_values(records: Iterable[dict[str, Any]]) -> list[str]:
     return out
 
 
+def definition_conflicts(records: Iterable[dict[str, Any]]) -> list[str]:
+    """One line per arch whose records were trained on more than one definition of it (``arch_digest``).
+
+    Their numbers do not compare (e.g. MNASNet before and after its BatchNorm fix); records without a
+    digest (written before records carried one) are not counted.
+
+    >>> definition_conflicts([{"arch": "a", "arch_digest": "x"}, {"arch": "a", "arch_digest": "y"},
+    ...                       {"arch": "b", "arch_digest": "z"}, {"arch": "b"}])
+    ['a: the records come from 2 definitions of the arch (digests x, y); their numbers do not compare']
+    """
+    digests: dict[str, dict[str, None]] = {}
+    for r in records:
+        if r.get("arch_digest"):
+            digests.setdefault(r["arch"], {})[r["arch_digest"]] = None
+    return [f"{arch}: the records come from {len(d)} definitions of the arch (digests {', '.join(d)}); "
+            "their numbers do not compare" for arch, d in digests.items() if len(d) > 1]
+
+
 def _order(values: Iterable[str], preferred: list[str]) -> list[str]:
     """``values`` sorted by their position in ``preferred`` (unknown ones last, in first-seen order)."""
     seen = list(dict.fromkeys(values))

@@ -16,14 +16,14 @@ from tqdm.auto import tqdm
 
 from archsim._io import check_output_dir
 from archsim.errors import shorten
-from neurn.bench.archs import list_archs
+from neurn.bench.archs import arch_digest, list_archs
 from neurn.bench.methods import list_methods
-from neurn.bench.records import (RecordWarning, check_or_write_config, load_record, record_name,
+from neurn.bench.records import (RecordWarning, check_or_write_config, load_record, read_record, record_name,
                                  write_json_atomic)
 from neurn.bench.protocol import EXECUTORS as EXECUTOR_NAMES, default_protocol
 from neurn.bench.train import (checkpoint_name, keep_split, load_split, portable_provider, resolve_device,
                                resolve_provider, run_one)
-from neurn.errors import BenchError, InvalidArgument, NeurnError, UnknownName
+from neurn.errors import BenchError, ConfigMismatch, InvalidArgument, NeurnError, UnknownName
 
 
 class Job(NamedTuple):
@@ -156,6 +156,27 @@ def plan(archs: list[str], methods: list[str], seeds: list[int], out: str | Path
         else:
             finished.append(job)
     return pending, finished
+
+
+def check_arch_definitions(out: Path, finished: list[Job], cfg: dict[str, Any]) -> None:
+    """Refuse a folder whose finished runs were trained on another definition of their arch than this checkout's.
+
+    Such records would count as done and be averaged with new runs of a different net (see
+    :func:`neurn.bench.archs.arch_digest`). Records written before records carried the digest are
+    taken as they are. Raises ``ConfigMismatch`` naming each arch, both digests and the fix.
+    """
+    stale: dict[str, tuple[str, list[str]]] = {}
+    for job in finished:
+        name = record_name(*job)
+        old = read_record(out / name).get("arch_digest")
+        if old is not None and old != arch_digest(job.arch, cfg["num_classes"], cfg["channels"]):
+            stale.setdefault(job.arch, (old, []))[1].append(name)
+    if stale:
+        parts = [f"{len(names)} run(s) of {arch} (e.g. {names[0]}) were trained on another definition of it "
+                 f"(digest {old}; this checkout builds {arch_digest(arch, cfg['num_classes'], cfg['channels'])})"
+                 for arch, (old, names) in stale.items()]
+        raise ConfigMismatch(f"{out}: {'; '.join(parts)}; use another --out folder, or delete those records "
+                             "to run them again")
 
 
 def _warn_record(message: str) -> None:
@@ -350,6 +371,7 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
     cfg = default_protocol(iters, eval_limit, targets, curve_every=curve_every, curve_eval_limit=curve_eval_limit)
     check_or_write_config(out, cfg)
     pending, finished = plan(archs, methods, seeds, out, retry_failed, notify=notify, pairs_first=pairs_first)
+    check_arch_definitions(out, finished, cfg)
     if finished:
         notify(f"{len(finished)} run(s) already recorded in {out}; skipping them")
         for job in finished:  # killed between writing the record and removing the checkpoint

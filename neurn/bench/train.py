@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from neurn.bench.archs import count_params, create_arch, get_arch
+from neurn.bench.archs import arch_digest, count_params, create_arch, get_arch
 from neurn.bench.methods import get_method
 from neurn.bench.protocol import package_versions
 
@@ -170,8 +170,13 @@ def _try_checkpoint(path: Path, state: dict[str, Any]) -> None:
         warnings.warn(f"{exc}; training goes on without this checkpoint")
 
 
-def _load_checkpoint(path: Path, job: tuple[str, str, int], cfg: dict[str, Any]) -> dict[str, Any] | None:
-    """The checkpoint of this job under this protocol, or None (absent, unreadable or another run: a warning)."""
+def _load_checkpoint(path: Path, job: tuple[str, str, int], cfg: dict[str, Any],
+                     digest: str) -> dict[str, Any] | None:
+    """The checkpoint of this job under this protocol and arch definition (``digest``, see
+    :func:`neurn.bench.archs.arch_digest`), or None (absent, unreadable or another run: a warning).
+
+    A checkpoint written before checkpoints carried the digest is accepted.
+    """
     if not path.exists():
         return None
     try:
@@ -183,6 +188,11 @@ def _load_checkpoint(path: Path, job: tuple[str, str, int], cfg: dict[str, Any])
         return None
     if not ok:
         warnings.warn(f"checkpoint {path} belongs to another run or config; starting the run from scratch")
+        return None
+    if state.get("arch_digest", digest) != digest:
+        # Same weight layout, other net (e.g. another BatchNorm momentum): loading would mix the two.
+        warnings.warn(f"checkpoint {path} was written by another definition of {job[0]} (digest "
+                      f"{state['arch_digest']}, now {digest}); starting the run from scratch")
         return None
     return state
 
@@ -215,6 +225,7 @@ def run_one(arch: str, method: str, seed: int, cfg: dict[str, Any], provider: An
         "arch": arch, "method": method, "seed": int(seed), "iters": cfg["iters"],
         "family": get_arch(arch).family, "status": "running", "reason": None, "accuracy": {},
         "n_eval": {}, "config": cfg, "versions": package_versions(),
+        "arch_digest": arch_digest(arch, cfg["num_classes"], cfg["channels"]),
         "device": device, "amp": str(dtype).removeprefix("torch.") if dtype else False,
         "channels_last": bool(channels_last),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -272,7 +283,7 @@ def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg:
     log_every = max(1, cfg["iters"] // 50)
     curve, window, source_curve, start, elapsed = [], [], [], 0, 0.0
     ckpt, every = opts["checkpoint"], opts["checkpoint_every"]
-    state = _load_checkpoint(ckpt, (arch, method, seed), cfg) if ckpt else None
+    state = _load_checkpoint(ckpt, (arch, method, seed), cfg, rec["arch_digest"]) if ckpt else None
     if state is not None:
         # Everything the remaining iterations depend on: weights, Adam moments, both generators, the
         # global RNG (dropout), the epoch's batch order and position, and the curves so far.
@@ -325,6 +336,7 @@ def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg:
         if ckpt is not None and every and (it + 1) % every == 0 and it + 1 < cfg["iters"]:
             _try_checkpoint(ckpt, {
                 "format": CHECKPOINT_FORMAT, "job": [arch, method, seed], "config": cfg, "iter": it + 1,
+                "arch_digest": rec["arch_digest"],
                 "model": model.state_dict(), "opt": opt.state_dict(),
                 "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                 "batch_gen": batch_gen.get_state(), "aug_gen": aug_gen.get_state(),
