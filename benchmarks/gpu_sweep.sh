@@ -49,7 +49,9 @@ tail -n 20 "$LOG" | tr '\r' '\n' | tail -n 8 >&2
 
 runs=$(find "$WORK" -maxdepth 1 -name '*-s[0-9]*.json' | wc -l)
 if (( runs > 0 )) && table=$("$PY" -m neurn.cli table "$WORK" 2>/dev/null); then
-    printf '%s\n' "$table" > "$WORK/table.md"
+    # Per-arch gains, then the per-family verdict with each arch's ERM plateau from the learning curves.
+    verdict=$("$PY" -m neurn.cli table "$WORK" --by-family 2>/dev/null)
+    printf '%s\n\n%s\n' "$table" "$verdict" > "$WORK/table.md"
 fi
 echo "gpu_sweep: $runs run(s) recorded in $WORK after $(( $(date +%s) - start )) s (status $status)"
 if [[ -n "${OUT:-}" ]]; then

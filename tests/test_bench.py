@@ -449,6 +449,7 @@ def test_reference_gpu_preset_plan_orders_erm_neurn_pairs_first():
     spec = get_preset("reference-gpu")
     fixed = spec["fixed"]
     assert fixed["iters"] == 10_000 and fixed["eval_limit"] is None and fixed["seeds"] == [0, 1, 2]
+    assert fixed["curve_every"] == 1_000  # the verdict's plateau column needs ERM's learning curve
     assert spec["defaults"]["device"] == "cuda" and spec["defaults"]["amp"] and spec["defaults"]["workers"] == 8
     archs = list_archs()
     assert len(archs) >= 8 and {"cnn", "nas", "vit"} <= {get_arch(a).family for a in archs}
