@@ -191,6 +191,9 @@ def _explicit(ctx: click.Context, name: str) -> bool:
                    "identical.")
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address (with --executor dask).")
 @click.option("--retry-failed", is_flag=True, help="Rerun the runs recorded as failed.")
+@click.option("--plan", "dry_run", is_flag=True,
+              help="Train nothing: list the runs left (and the checkpoints they resume from) with the time each "
+                   "should take, estimated from finished runs of the same arch and method.")
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
               help="A named sweep (neurn.bench.protocol.PRESETS): quick, reference-gpu (every arch x 4 methods "
                    "x 3 seeds, 10,000 iterations, cuda + amp, 8 workers), cpu-converge (digitnet, mobilenet_v2, "
@@ -205,8 +208,8 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 def bench_cmd(ctx: click.Context, archs: str, methods: str, seeds: str, iters: int, eval_limit: int | None,
               curve_every: int, domains: str | None, out: str | None, executor: str, workers: int | None,
               threads: int | None, device: str | None, amp: bool | None, channels_last: bool | None,
-              checkpoint_every: int | None, scheduler: str | None, retry_failed: bool, preset: str | None,
-              quick: bool, data_root: str | None) -> None:
+              checkpoint_every: int | None, scheduler: str | None, retry_failed: bool, dry_run: bool,
+              preset: str | None, quick: bool, data_root: str | None) -> None:
     """Train every (arch, method, seed) on MNIST[:10000] and record its accuracy on each target domain."""
     from neurn.bench.archs import list_archs
     from neurn.bench.methods import list_methods
@@ -256,7 +259,10 @@ def bench_cmd(ctx: click.Context, archs: str, methods: str, seeds: str, iters: i
                      executor=executor, workers=workers or 1, threads=threads, scheduler=scheduler,
                      data_root=data_root, retry_failed=retry_failed, notify=lambda m: click.echo(m, err=True),
                      device=device or "cpu", amp=bool(amp), channels_last=bool(channels_last),
-                     checkpoint_every=checkpoint_every, curve_every=curve_every, pairs_first=pairs_first)
+                     checkpoint_every=checkpoint_every, curve_every=curve_every, pairs_first=pairs_first,
+                     dry_run=dry_run)
+    if dry_run:
+        return
     failed = sum(r["status"] != "ok" for r in recs)
     click.echo(f"{len(recs)} new run(s) recorded in {out} ({failed} failed); summarise with: neurn table {out}")
     if quick:

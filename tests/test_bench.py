@@ -659,6 +659,66 @@ def test_checkpoint_of_another_arch_definition_starts_the_run_over(tmp_path):
     assert "resumed_from" not in rec and _KILL["calls"] == 4
 
 
+def test_plan_lists_recorded_resumable_and_new_runs_with_estimates_and_writes_nothing(tmp_path):
+    """--plan: recorded runs counted, a checkpoint's iteration shown, costs from finished runs, no file touched."""
+    from neurn.bench.sweep import Job, checkpoint_path
+
+    out = tmp_path / "results" / "sweep"
+    methods_mod.register_method("kill-test")(_killable_loss)
+    try:
+        kw = dict(methods="erm,kill-test", iters=4, checkpoint_every=2, seeds="0,1")
+        _KILL.update(at=3, calls=0)
+        with pytest.raises(KeyboardInterrupt):  # erm/s0 recorded, kill-test/s0 checkpointed at iteration 2
+            _sweep(out, **kw)
+        before = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+        notes = []
+        assert _sweep(out, notify=notes.append, dry_run=True, workers=2, **kw) == []
+    finally:
+        methods_mod.METHODS.remove("kill-test")
+    assert sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
+    assert checkpoint_path(out, Job("digitnet", "kill-test", 0)).exists()
+    text = notes[-1].splitlines()
+    assert text[0] == f"{out}: 4 run(s); 1 recorded, 1 resume from a checkpoint, 2 to start"
+    erm = read_record(out / record_name("digitnet", "erm", 0))
+    per_it, eval_s = erm["train_time_s"] / 4, erm["eval_time_s"]
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in text[1:4]}
+    assert rows["digitnet/kill-test/s0"].startswith("resumes at 2/4") and rows["digitnet/kill-test/s0"].endswith(
+        "no estimate")
+    assert rows["digitnet/erm/s1"].startswith("to start") and "~" in rows["digitnet/erm/s1"]
+    assert rows["digitnet/kill-test/s1"].endswith("no estimate")
+    assert text[4].startswith("estimated: ") and "with 2 worker(s)" in text[4]
+    assert text[5].startswith("no estimate for 2 run(s)")
+    from neurn.bench.estimate import run_costs
+    assert run_costs([out], "cpu")[("digitnet", "erm")][:2] == pytest.approx((per_it, eval_s))
+    assert run_costs([out], "cuda") == {}
+
+
+def test_plan_costs_come_from_the_own_folder_else_the_longest_sibling_runs(tmp_path):
+    from neurn.bench.estimate import run_costs
+    from neurn.bench.records import write_json_atomic
+
+    def rec(folder, iters, seconds, seed=0):
+        write_json_atomic(tmp_path / folder / record_name("vit_p4", "erm", seed), {
+            "arch": "vit_p4", "method": "erm", "seed": seed, "status": "ok", "accuracy": {"mnist": 0.9},
+            "iters": iters, "train_time_s": seconds, "eval_time_s": 10.0, "device": "cpu"})
+
+    rec("short", 80, 40.0)      # 0.5 s/it
+    rec("long", 6000, 1200.0)   # 0.2 s/it
+    rec("long", 6000, 1800.0, seed=1)  # median 0.25 s/it
+    assert run_costs([tmp_path / "new", tmp_path / "long", tmp_path / "short"], "cpu")[("vit_p4", "erm")] == (
+        pytest.approx(0.25), 10.0, tmp_path / "long")
+    assert run_costs([tmp_path / "short", tmp_path / "long"], "cpu")[("vit_p4", "erm")][2] == tmp_path / "short"
+
+
+def test_cli_plan_on_a_new_folder_creates_nothing(tmp_path):
+    res = CliRunner().invoke(cli, ["bench", "--plan", "--out", str(tmp_path / "new"), "--archs", "digitnet",
+                                   "--methods", "erm,neurn", "--seeds", "0", "--iters", "10"])
+    assert res.exit_code == 0, res.output
+    assert f"{tmp_path / 'new'}: 2 run(s); 0 recorded, 0 resume from a checkpoint, 2 to start" in res.output
+    assert "no estimate for 2 run(s)" in res.output and "new run(s) recorded" not in res.output
+    assert not (tmp_path / "new").exists()
+
+
 def test_learning_curve_is_recorded_in_the_config_and_changes_no_result(tmp_path):
     (plain,) = _sweep(tmp_path / "plain", methods="neurn", iters=4)
     (curved,) = _sweep(tmp_path / "curve", methods="neurn", iters=4, curve_every=3, curve_eval_limit=20)

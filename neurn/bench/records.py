@@ -161,8 +161,9 @@ def read_config(folder: str | Path) -> dict[str, Any] | None:
                          "or use another --out folder") from None
 
 
-def check_or_write_config(folder: str | Path, config: dict[str, Any]) -> None:
-    """Refuse a folder whose ``config.json`` or records hold another protocol; else write ``config.json``."""
+def check_or_write_config(folder: str | Path, config: dict[str, Any], write: bool = True) -> None:
+    """Refuse a folder whose ``config.json`` or records hold another protocol; else write ``config.json``
+    (unless ``write`` is false: a dry run checks and leaves the folder as it is)."""
     folder = Path(folder)
     old = read_config(folder)
     if old is not None:
@@ -179,4 +180,5 @@ def check_or_write_config(folder: str | Path, config: dict[str, Any]) -> None:
             if diffs:
                 raise ConfigMismatch(f"{folder} holds records from a different config ({'; '.join(diffs)}); "
                                  "use another --out folder instead of mixing them")
-    write_json_atomic(folder / CONFIG_NAME, config)
+    if write:
+        write_json_atomic(folder / CONFIG_NAME, config)

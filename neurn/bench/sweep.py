@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from archsim._io import check_output_dir
 from archsim.errors import shorten
 from neurn.bench.archs import arch_digest, list_archs
+from neurn.bench.estimate import describe, format_plan
 from neurn.bench.methods import list_methods
 from neurn.bench.records import (RecordWarning, check_or_write_config, load_record, read_record, record_name,
                                  write_json_atomic)
@@ -328,7 +329,7 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
               progress: bool = True, notify: Callable[[str], None] = print, device: str = "cpu",
               amp: bool = False, channels_last: bool = False, checkpoint_every: int = 500,
               curve_every: int = 0, curve_eval_limit: int = 1000,
-              pairs_first: list[str] | None = None) -> list[dict[str, Any]]:
+              pairs_first: list[str] | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
     """Run every pending (arch, method, seed) of the sweep into ``out``; returns the new records.
 
     Order of checks: arguments (the device included), the output folder, the target domains (each
@@ -340,7 +341,9 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
     not in the config): ``device`` (cpu, cuda, auto), ``amp`` (autocast, CUDA only), ``channels_last``,
     ``checkpoint_every`` (save the run's state to ``<out>/.ckpt/`` every N iterations and resume from it;
     0: off; removed once the record is written), ``workers``, ``threads``, ``executor``. ``pairs_first``:
-    methods whose runs go first (see :func:`job_order`).
+    methods whose runs go first (see :func:`job_order`). ``dry_run``: make the same checks, then send the
+    plan through ``notify`` (recorded runs, checkpoints to resume, estimated times; see
+    :mod:`neurn.bench.estimate`) and return ``[]`` without training or writing anything.
     """
     archs = parse_names(archs, list_archs(), "architecture")
     methods = parse_names(methods, list_methods(), "method")
@@ -365,13 +368,19 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
     device = resolve_device(device)  # --device cuda on a machine without CUDA: one line, before any output
     if amp and device != "cuda":
         raise InvalidArgument("--amp needs --device cuda (autocast is used on CUDA only)")
-    out = check_output_dir(out)  # an unwritable --out fails now, not when the first run finishes
+    # An unwritable --out fails now, not when the first run finishes; a dry run creates nothing.
+    out = Path(out) if dry_run else check_output_dir(out)
     local_provider = resolve_provider(provider)
     targets = resolve_targets(domains, "mnist", local_provider, data_root, notify)
     cfg = default_protocol(iters, eval_limit, targets, curve_every=curve_every, curve_eval_limit=curve_eval_limit)
-    check_or_write_config(out, cfg)
+    check_or_write_config(out, cfg, write=not dry_run)
     pending, finished = plan(archs, methods, seeds, out, retry_failed, notify=notify, pairs_first=pairs_first)
     check_arch_definitions(out, finished, cfg)
+    if dry_run:
+        rows = describe(pending, finished, out, iters, device,
+                        (lambda job: checkpoint_path(out, job)) if checkpoint_every else None)
+        notify(format_plan(rows, out, iters, workers).rstrip("\n"))
+        return []
     if finished:
         notify(f"{len(finished)} run(s) already recorded in {out}; skipping them")
         for job in finished:  # killed between writing the record and removing the checkpoint

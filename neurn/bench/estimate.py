@@ -1,0 +1,158 @@
+"""What a sweep has left and how long it will take: ``neurn bench ... --plan``.
+
+A multi-day CPU sweep (``cpu-long``: 24 runs of 20-100 minutes) is resumed many times; before each
+resume the user wants to know which runs are recorded, which resume from a checkpoint (and from which
+iteration) and what the rest will cost. The costs come from finished records of the same arch and
+method on the same device: first in the sweep's own folder, else in its sibling folders (other sweeps
+under ``results/``), scaled per iteration. Nothing here trains or writes anything.
+"""
+from __future__ import annotations
+
+import heapq
+import statistics
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import torch
+
+from neurn.bench.records import iter_records
+
+
+class RunPlan(NamedTuple):
+    """One run of the sweep: its state, where it starts and its estimated remaining seconds (None: unknown)."""
+
+    arch: str
+    method: str
+    seed: int
+    state: str  # "recorded", "resumes" or "to start"
+    start_iter: int
+    seconds: float | None
+
+
+def checkpoint_iteration(path: Path) -> int | None:
+    """The iteration a run's checkpoint resumes from; None when absent or unreadable (the run starts over)."""
+    if not path.exists():
+        return None
+    try:
+        it = torch.load(path, map_location="cpu", weights_only=True).get("iter")
+    except Exception:  # noqa: BLE001 - the sweep names a damaged checkpoint itself and starts over
+        return None
+    return int(it) if isinstance(it, int) else None
+
+
+def run_costs(folders: list[Path], device: str) -> dict[tuple[str, str], tuple[float, float, Path]]:
+    """Per (arch, method): median training seconds per iteration, median eval seconds, and the folder used.
+
+    The sweep's own folder (the first) wins: same protocol, same machine load. Otherwise the other
+    folder whose runs of that arch and method were longest, as their time per iteration depends least
+    on start-up and on how often a learning curve was evaluated.
+
+    Args:
+        folders: result folders, the sweep's own first (missing ones are skipped).
+        device: only records trained on this device count.
+
+    Returns:
+        ``{(arch, method): (seconds_per_iteration, eval_seconds, folder)}``.
+    """
+    best: dict[tuple[str, str], tuple[bool, int, Path, list[tuple[float, float]]]] = {}
+    for i, folder in enumerate(folders):
+        if not folder.is_dir():
+            continue
+        found: dict[tuple[str, str], tuple[int, list[tuple[float, float]]]] = {}
+        for r in iter_records(folder, notify=lambda m: None):
+            ok = (r.get("status") == "ok" and r.get("device", "cpu") == device and r.get("iters")
+                  and isinstance(r.get("train_time_s"), (int, float)))
+            if ok:
+                iters, times = found.get((r["arch"], r["method"]), (0, []))
+                times.append((r["train_time_s"] / r["iters"], float(r.get("eval_time_s") or 0.0)))
+                found[(r["arch"], r["method"])] = (max(iters, int(r["iters"])), times)
+        for key, (iters, times) in found.items():
+            rank = (i == 0, iters, folder, times)
+            if key not in best or rank[:2] > best[key][:2]:
+                best[key] = rank
+    return {key: (statistics.median(t for t, _ in times), statistics.median(e for _, e in times), folder)
+            for key, (_, _, folder, times) in best.items()}
+
+
+def makespan(seconds: list[float], workers: int) -> float:
+    """Wall time of running jobs of these lengths in order on ``workers`` slots (each job to the first free slot).
+
+    >>> makespan([10, 10, 10], 2), makespan([10, 10, 10], 1), makespan([], 3)
+    (20.0, 30.0, 0.0)
+    """
+    slots = [0.0] * max(1, workers)
+    for s in seconds:
+        heapq.heappush(slots, heapq.heappop(slots) + s)
+    return max(slots) if seconds else 0.0
+
+
+def describe(pending: list[Any], finished: list[Any], out: Path, iters: int, device: str,
+             checkpoint: Callable[[Any], Path] | None) -> list[RunPlan]:
+    """Every run of the sweep in plan order (recorded ones first), with where it starts and its estimated cost.
+
+    Args:
+        pending: the jobs still to run, in run order (see :func:`neurn.bench.sweep.plan`).
+        finished: the recorded jobs.
+        out: the sweep's folder; its siblings are searched for costs too.
+        iters: iterations per run.
+        device: the device the runs will train on.
+        checkpoint: job -> its checkpoint file (None: the sweep keeps no checkpoints).
+
+    Returns:
+        One :class:`RunPlan` per job.
+    """
+    siblings = sorted(p for p in out.parent.iterdir() if p.is_dir() and p != out) if out.parent.is_dir() else []
+    costs = run_costs([out, *siblings], device)
+    rows = [RunPlan(j.arch, j.method, j.seed, "recorded", iters, 0.0) for j in finished]
+    for j in pending:
+        start = (checkpoint_iteration(checkpoint(j)) if checkpoint else None) or 0
+        cost = costs.get((j.arch, j.method))
+        seconds = None if cost is None else cost[0] * (iters - start) + cost[1]
+        rows.append(RunPlan(j.arch, j.method, j.seed, "resumes" if start else "to start", start, seconds))
+    return rows
+
+
+def _duration(seconds: float) -> str:
+    """``1 h 05 min`` / ``42 min`` / ``under a minute``.
+
+    >>> _duration(3900), _duration(2520), _duration(20)
+    ('1 h 05 min', '42 min', 'under a minute')
+    """
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "under a minute"
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def format_plan(rows: list[RunPlan], out: Path, iters: int, workers: int) -> str:
+    """The plan as text: a summary line, one line per run not yet recorded, the estimated total.
+
+    Args:
+        rows: from :func:`describe`.
+        out: the sweep's folder (named in the summary).
+        iters: iterations per run.
+        workers: parallel processes the sweep will use.
+
+    Returns:
+        Lines ending in a newline.
+    """
+    todo = [r for r in rows if r.state != "recorded"]
+    n_res = sum(r.state == "resumes" for r in todo)
+    lines = [f"{out}: {len(rows)} run(s); {len(rows) - len(todo)} recorded, {n_res} resume from a checkpoint, "
+             f"{len(todo) - n_res} to start"]
+    width = max((len(f"{r.arch}/{r.method}/s{r.seed}") for r in todo), default=0)
+    for r in todo:
+        where = f"resumes at {r.start_iter:,}/{iters:,}" if r.state == "resumes" else "to start"
+        cost = f"~{_duration(r.seconds)}" if r.seconds is not None else "no estimate"
+        lines.append(f"  {f'{r.arch}/{r.method}/s{r.seed}':<{width}}  {where:<22} {cost}")
+    known = [r.seconds for r in todo if r.seconds is not None]
+    if known:
+        lines.append(f"estimated: {_duration(sum(known))} of run time, about {_duration(makespan(known, workers))} "
+                     f"with {workers} worker(s), from the times of finished runs of the same arch and method")
+    unknown = len(todo) - len(known)
+    if unknown:
+        lines.append(f"no estimate for {unknown} run(s): no finished run of their arch and method on this device "
+                     f"in {out} or beside it" + (" (not counted above)" if known else ""))
+    if not todo:
+        lines.append("nothing left to run")
+    return "\n".join(lines) + "\n"
