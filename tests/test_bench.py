@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import math
 
 import pytest
@@ -686,7 +687,7 @@ def test_plan_lists_recorded_resumable_and_new_runs_with_estimates_and_writes_no
         "no estimate")
     assert rows["digitnet/erm/s1"].startswith("to start") and "~" in rows["digitnet/erm/s1"]
     assert rows["digitnet/kill-test/s1"].endswith("no estimate")
-    assert text[4].startswith("estimated: ") and "with 2 worker(s)" in text[4]
+    assert text[4].startswith("estimated: ") and f"with 2 worker(s) on {os.cpu_count()} core(s)" in text[4]
     assert text[5].startswith("no estimate for 2 run(s)")
     from neurn.bench.estimate import run_costs
     assert run_costs([out], "cpu")[("digitnet", "erm")][:2] == pytest.approx((per_it, eval_s))

@@ -124,7 +124,7 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
-def format_plan(rows: list[RunPlan], out: Path, iters: int, workers: int) -> str:
+def format_plan(rows: list[RunPlan], out: Path, iters: int, workers: int, cores: int | None = None) -> str:
     """The plan as text: a summary line, one line per run not yet recorded, the estimated total.
 
     Args:
@@ -132,6 +132,8 @@ def format_plan(rows: list[RunPlan], out: Path, iters: int, workers: int) -> str
         out: the sweep's folder (named in the summary).
         iters: iterations per run.
         workers: parallel processes the sweep will use.
+        cores: CPU cores, for a CPU sweep: more workers than cores run no more runs at once (the
+            recorded times already include sharing the cores). None: as many runs at once as workers.
 
     Returns:
         Lines ending in a newline.
@@ -147,8 +149,10 @@ def format_plan(rows: list[RunPlan], out: Path, iters: int, workers: int) -> str
         lines.append(f"  {f'{r.arch}/{r.method}/s{r.seed}':<{width}}  {where:<22} {cost}")
     known = [r.seconds for r in todo if r.seconds is not None]
     if known:
-        lines.append(f"estimated: {_duration(sum(known))} of run time, about {_duration(makespan(known, workers))} "
-                     f"with {workers} worker(s), from the times of finished runs of the same arch and method")
+        slots = min(workers, cores) if cores else workers
+        on = f" on {cores} core(s)" if cores else ""
+        lines.append(f"estimated: {_duration(sum(known))} of run time, about {_duration(makespan(known, slots))} "
+                     f"with {workers} worker(s){on}, from the times of finished runs of the same arch and method")
     unknown = len(todo) - len(known)
     if unknown:
         lines.append(f"no estimate for {unknown} run(s): no finished run of their arch and method on this device "

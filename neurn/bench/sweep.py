@@ -379,7 +379,8 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
     if dry_run:
         rows = describe(pending, finished, out, iters, device,
                         (lambda job: checkpoint_path(out, job)) if checkpoint_every else None)
-        notify(format_plan(rows, out, iters, workers).rstrip("\n"))
+        cores = (os.cpu_count() or 1) if device == "cpu" else None
+        notify(format_plan(rows, out, iters, workers, cores).rstrip("\n"))
         return []
     if finished:
         notify(f"{len(finished)} run(s) already recorded in {out}; skipping them")
