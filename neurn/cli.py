@@ -118,26 +118,24 @@ def figures_cmd(out_dir: str, per_domain: int, kernel_size: int, data_root: str 
         from neurn.bench.report import load_records
 
         ablation_records = load_records(ablation, notify=_warn_line)
+    import matplotlib
+
+    from neurn.plot import has_curves, plot_ablation, plot_curves, plot_gains, save_figure
+
+    matplotlib.use("Agg")
+    # The record figures are drawn before anything is written: records that cannot make one fail the
+    # command with no figure half-updated.
+    drawn = []
+    if records is not None:
+        drawn.append((plot_gains(records), Path(out_dir) / "neurn_gains.png"))
+        if has_curves(records):
+            drawn.append((plot_curves(records), Path(out_dir) / "neurn_curves.png"))
+    if ablation_records is not None:
+        drawn.append((plot_ablation(ablation_records, reference=records), Path(out_dir) / "neurn_ablation.png"))
     path = examples_figure(out_dir, n=per_domain, kernel_size=kernel_size, data_root=data_root)
     click.echo(f"wrote {path}")
-    if records is not None:
-        from neurn.plot import plot_gains
-
-        gain_path = Path(out_dir) / "neurn_gains.png"
-        plot_gains(records, gain_path)
-        click.echo(f"wrote {gain_path}")
-        from neurn.plot import has_curves, plot_curves
-
-        if has_curves(records):
-            curves_path = Path(out_dir) / "neurn_curves.png"
-            plot_curves(records, curves_path)
-            click.echo(f"wrote {curves_path}")
-    if ablation_records is not None:
-        from neurn.plot import plot_ablation
-
-        ablation_path = Path(out_dir) / "neurn_ablation.png"
-        plot_ablation(ablation_records, ablation_path, reference=records)
-        click.echo(f"wrote {ablation_path}")
+    for fig, fig_path in drawn:
+        click.echo(f"wrote {save_figure(fig, fig_path)}")
 
 
 # --- benchmark commands (issue #5): bench, table --------------------------------------------------

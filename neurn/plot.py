@@ -10,6 +10,7 @@ import torch
 
 from archsim._io import atomic_write, check_output_dir
 from neurn.domains import available_domains, load_domain
+from neurn.errors import InvalidArgument
 from neurn.functional import neurn
 
 EXAMPLES_FILE = "neurn_examples.png"
@@ -80,6 +81,15 @@ def examples_figure(out_dir: str | os.PathLike = "figures", domains: list[str] |
     return path
 
 
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` through the atomic writer (format from the suffix, png without one) and close it."""
+    import matplotlib.pyplot as plt
+
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format=Path(path).suffix.lstrip(".") or "png"))
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_gains(records: list[dict[str, Any]], path: str | Path | None = None, method: str = "neurn",
                baseline: str = "erm"):
     """Grouped bars (architectures x target domains) of the mean paired gain in points, ± std over seeds."""
@@ -92,6 +102,10 @@ def plot_gains(records: list[dict[str, Any]], path: str | Path | None = None, me
     import matplotlib.pyplot as plt
 
     gn = gains(records_frame(records), method, baseline)
+    if gn.empty or gn["gain"].isna().all():
+        # An empty chart would look like "no gain"; say why there is nothing to draw instead.
+        raise InvalidArgument(f"no seed has successful runs of both {method} and {baseline} (with finite "
+                              "accuracies) in these records: no gain figure")
     source = records[0].get("config", {}).get("source", "mnist")
     # The source's own test split is not domain generalization: show only the unseen targets + avg.
     doms = [d for d in domain_order(records) if d != source]
@@ -116,8 +130,7 @@ def plot_gains(records: list[dict[str, Any]], path: str | Path | None = None, me
                  "bars: mean, whiskers: std over seeds", fontsize=9)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="target")
     if path is not None:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format=Path(path).suffix.lstrip(".") or "png"))
-        plt.close(fig)
+        save_figure(fig, path)
     return fig
 
 
@@ -153,8 +166,6 @@ def plot_ablation(records: list[dict[str, Any]], path: str | Path | None = None,
     df = records_frame(records)
     df = df[df["method"].map(_variant_of).notna()]
     if df.empty:
-        from neurn.errors import InvalidArgument
-
         raise InvalidArgument("no NeuRN ablation runs (methods neurn, neurn-k5, ..., neurn-k7-reflect) in these records")
     df = df.assign(k=df["method"].map(lambda m: _variant_of(m)[0]), padding=df["method"].map(lambda m: _variant_of(m)[1]))
     arch = df["arch"].iloc[0]
@@ -189,8 +200,7 @@ def plot_ablation(records: list[dict[str, Any]], path: str | Path | None = None,
     fig.suptitle(f"NeuRN ablation on {arch} ({iters} iterations, {seeds} seed(s); dots: seeds, bars: mean ± std)",
                  fontsize=9)
     if path is not None:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format=Path(path).suffix.lstrip(".") or "png"))
-        plt.close(fig)
+        save_figure(fig, path)
     return fig
 
 
@@ -228,8 +238,6 @@ def plot_curves(records: list[dict[str, Any]], path: str | Path | None = None):
 
     runs = _curve_runs(records)
     if not runs:
-        from neurn.errors import InvalidArgument
-
         raise InvalidArgument("no learning curves in these records (run neurn bench with --curve-every N)")
     archs = list(dict.fromkeys(r["arch"] for r in runs))
     fig, axes = plt.subplots(1, len(archs), figsize=(3.4 * len(archs) + 0.6, 3.2), constrained_layout=True,
@@ -252,6 +260,5 @@ def plot_curves(records: list[dict[str, Any]], path: str | Path | None = None):
     n_eval = runs[0].get("config", {}).get("curve_eval_limit")
     fig.suptitle("Source learning curves" + (f" (first {n_eval:,} source test images)" if n_eval else ""), fontsize=9)
     if path is not None:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format=Path(path).suffix.lstrip(".") or "png"))
-        plt.close(fig)
+        save_figure(fig, path)
     return fig

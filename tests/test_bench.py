@@ -111,6 +111,15 @@ def test_different_config_in_out_folder_is_refused(tmp_path):
         _sweep(tmp_path, iters=5)
 
 
+def test_a_record_copied_from_another_sweep_is_refused_even_with_a_matching_config_json(tmp_path):
+    """config.json matches, but one record holds another protocol: never counted as a finished run."""
+    _sweep(tmp_path / "a", iters=3, methods="erm")
+    _sweep(tmp_path / "b", iters=4, methods="erm", seeds="1")
+    (tmp_path / "a" / "digitnet-erm-s1.json").write_text((tmp_path / "b" / "digitnet-erm-s1.json").read_text())
+    with pytest.raises(BenchError, match=r"different config \(iters: 4 != 3, in digitnet-erm-s1.json\)"):
+        _sweep(tmp_path / "a", iters=3, methods="erm", seeds="0,1")
+
+
 def test_non_finite_loss_marks_run_failed_and_sweep_continues(tmp_path):
     def nan_loss(model, x, y, gen, cfg):
         return model(x).sum() * float("nan")
@@ -692,6 +701,16 @@ def test_plan_lists_recorded_resumable_and_new_runs_with_estimates_and_writes_no
     from neurn.bench.estimate import run_costs
     assert run_costs([out], "cpu")[("digitnet", "erm")][:2] == pytest.approx((per_it, eval_s))
     assert run_costs([out], "cuda") == {}
+    # A checkpoint the run would drop (here: of another arch definition) is planned as a fresh start.
+    ckpt = checkpoint_path(out, Job("digitnet", "kill-test", 0))
+    torch.save(dict(torch.load(ckpt, weights_only=True), arch_digest="0123456789ab"), ckpt)
+    methods_mod.register_method("kill-test")(_killable_loss)
+    try:
+        with pytest.warns(UserWarning, match="another definition of digitnet"):
+            _sweep(out, notify=notes.append, dry_run=True, **kw)
+    finally:
+        methods_mod.METHODS.remove("kill-test")
+    assert "1 recorded, 0 resume from a checkpoint, 3 to start" in notes[-1]
 
 
 def test_plan_costs_come_from_the_own_folder_else_the_longest_sibling_runs(tmp_path):

@@ -112,3 +112,40 @@ def test_figures_checks_results_before_writing_anything(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["figures", "-o", str(tmp_path / "figs"), "--results", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "results folder" in result.output and "does not exist" in result.output
     assert not list((tmp_path / "figs").glob("*.png"))
+
+
+def test_figures_without_a_neurn_erm_pair_fails_before_writing_anything(tmp_path, monkeypatch):
+    """Only erm and randconv runs: one line saying why there is no gain figure, not an empty chart."""
+    import shutil
+    from pathlib import Path
+
+    from neurn import plot
+
+    src = Path(__file__).parent / "fixtures" / "records"
+    (tmp_path / "r").mkdir()
+    for f in src.glob("*.json"):
+        if "-neurn-" not in f.name:
+            shutil.copy(f, tmp_path / "r" / f.name)
+    monkeypatch.setattr(plot, "load_domain", lambda *a, **k: pytest.fail("drew examples before the gain figure"))
+    result = CliRunner().invoke(cli, ["figures", "-o", str(tmp_path / "figs"), "--results", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "neurn: error: no seed has successful runs of both neurn and erm (with finite accuracies) in these "
+        "records: no gain figure")
+    assert not list((tmp_path / "figs").glob("*.png"))
+
+
+def test_a_record_with_a_damaged_curve_is_skipped_with_a_warning_not_a_traceback(tmp_path):
+    import json
+    import shutil
+    from pathlib import Path
+
+    shutil.copytree(Path(__file__).parent / "fixtures" / "records", tmp_path / "r")
+    p = tmp_path / "r" / "digitnet-erm-s0.json"
+    rec = json.loads(p.read_text())
+    p.write_text(json.dumps(dict(rec, source_curve=[[50, 0.5], [100]])))
+    for args in (["table", str(tmp_path / "r"), "--by-family"], ["table", str(tmp_path / "r")]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+        assert (f"warning: skipping {p} is not a valid benchmark record: source_curve must be a list of "
+                "[iteration, number] pairs with increasing iterations") in result.output

@@ -13,8 +13,6 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-import torch
-
 from neurn.bench.records import iter_records
 
 
@@ -27,17 +25,6 @@ class RunPlan(NamedTuple):
     state: str  # "recorded", "resumes" or "to start"
     start_iter: int
     seconds: float | None
-
-
-def checkpoint_iteration(path: Path) -> int | None:
-    """The iteration a run's checkpoint resumes from; None when absent or unreadable (the run starts over)."""
-    if not path.exists():
-        return None
-    try:
-        it = torch.load(path, map_location="cpu", weights_only=True).get("iter")
-    except Exception:  # noqa: BLE001 - the sweep names a damaged checkpoint itself and starts over
-        return None
-    return int(it) if isinstance(it, int) else None
 
 
 def run_costs(folders: list[Path], device: str) -> dict[tuple[str, str], tuple[float, float, Path]]:
@@ -87,7 +74,7 @@ def makespan(seconds: list[float], workers: int) -> float:
 
 
 def describe(pending: list[Any], finished: list[Any], out: Path, iters: int, device: str,
-             checkpoint: Callable[[Any], Path] | None) -> list[RunPlan]:
+             resume_at: Callable[[Any], int]) -> list[RunPlan]:
     """Every run of the sweep in plan order (recorded ones first), with where it starts and its estimated cost.
 
     Args:
@@ -96,7 +83,7 @@ def describe(pending: list[Any], finished: list[Any], out: Path, iters: int, dev
         out: the sweep's folder; its siblings are searched for costs too.
         iters: iterations per run.
         device: the device the runs will train on.
-        checkpoint: job -> its checkpoint file (None: the sweep keeps no checkpoints).
+        resume_at: job -> the iteration its checkpoint resumes from (0: it starts over).
 
     Returns:
         One :class:`RunPlan` per job.
@@ -105,7 +92,7 @@ def describe(pending: list[Any], finished: list[Any], out: Path, iters: int, dev
     costs = run_costs([out, *siblings], device)
     rows = [RunPlan(j.arch, j.method, j.seed, "recorded", iters, 0.0) for j in finished]
     for j in pending:
-        start = (checkpoint_iteration(checkpoint(j)) if checkpoint else None) or 0
+        start = resume_at(j)
         cost = costs.get((j.arch, j.method))
         seconds = None if cost is None else cost[0] * (iters - start) + cost[1]
         rows.append(RunPlan(j.arch, j.method, j.seed, "resumes" if start else "to start", start, seconds))

@@ -66,8 +66,17 @@ def check_record(rec: Any) -> str | None:
 
     Required: ``arch``/``method`` (text), ``seed`` (int >= 0), ``status`` (ok/failed); an ``ok``
     record also needs ``accuracy``, a mapping from domain name to a number (NaN or null accuracies
-    are allowed here: the tables flag them instead of dropping them); ``config``, when present, is
-    an object.
+    are allowed here: the tables flag them instead of dropping them) holding every target of its
+    ``config`` (a missing one would make ``avg`` a mean over fewer domains than its pair's);
+    ``config``, when present, is an object; ``source_curve`` and ``loss_curve``, when present, are
+    lists of ``[iteration, number]`` with increasing iterations.
+
+    >>> check_record({"arch": "a", "method": "erm", "seed": 0, "status": "ok", "accuracy": {"mnist": 0.9},
+    ...               "config": {"targets": ["mnist", "svhn"]}})
+    "accuracy lacks the config's target(s) svhn"
+    >>> check_record({"arch": "a", "method": "erm", "seed": 0, "status": "ok", "accuracy": {"mnist": 0.9},
+    ...               "source_curve": [[50, 0.5], [100]]})
+    'source_curve must be a list of [iteration, number] pairs with increasing iterations'
     """
     if not isinstance(rec, dict):
         return f"expected a JSON object, found {type(rec).__name__}"
@@ -82,6 +91,9 @@ def check_record(rec: Any) -> str | None:
         return f"status must be one of {', '.join(STATUSES)}, found {rec['status']!r}"
     if "config" in rec and not isinstance(rec["config"], dict):
         return "config must be an object"
+    for key in ("source_curve", "loss_curve"):
+        if key in rec and not _is_curve(rec[key]):
+            return f"{key} must be a list of [iteration, number] pairs with increasing iterations"
     if rec["status"] == "ok":
         acc = rec.get("accuracy")
         if not isinstance(acc, dict) or not acc:
@@ -89,7 +101,27 @@ def check_record(rec: Any) -> str | None:
         for dom, a in acc.items():
             if a is not None and (isinstance(a, bool) or not isinstance(a, (int, float))):
                 return f"accuracy on {dom!r} is not a number ({a!r})"
+        targets = rec.get("config", {}).get("targets")
+        missing = [t for t in targets if t not in acc] if isinstance(targets, list) else []
+        if missing:
+            return f"accuracy lacks the config's target(s) {', '.join(map(str, missing))}"
     return None
+
+
+def _is_curve(curve: Any) -> bool:
+    """True for ``[[iteration, number], ...]`` with int iterations in increasing order (empty is fine)."""
+    if not isinstance(curve, list):
+        return False
+    last = None
+    for point in curve:
+        if not (isinstance(point, list) and len(point) == 2 and isinstance(point[0], int)
+                and not isinstance(point[0], bool) and isinstance(point[1], (int, float))
+                and not isinstance(point[1], bool)):
+            return False
+        if last is not None and point[0] <= last:
+            return False
+        last = point[0]
+    return True
 
 
 def load_record(path: str | Path, expect: tuple[str, str, int] | None = None) -> dict[str, Any]:
@@ -171,14 +203,15 @@ def check_or_write_config(folder: str | Path, config: dict[str, Any], write: boo
         if diffs:
             raise ConfigMismatch(f"{folder} holds records from a different config ({'; '.join(diffs)}); "
                              "use another --out folder instead of mixing them")
-        return
-    # No config.json but records: compare with what they recorded, so old runs are never mixed in.
+    # The records too, even when config.json matches: a record copied in from another sweep would
+    # otherwise count as a finished run of this one.
     if folder.is_dir():
         # Damaged records are reported (and rerun) by the sweep's plan; no second warning here.
         for rec in iter_records(folder, notify=lambda m: None):
             diffs = diff_config(rec.get("config", {}), config)
             if diffs:
-                raise ConfigMismatch(f"{folder} holds records from a different config ({'; '.join(diffs)}); "
-                                 "use another --out folder instead of mixing them")
-    if write:
+                raise ConfigMismatch(f"{folder} holds records from a different config ({'; '.join(diffs)}, in "
+                                     f"{record_name(rec['arch'], rec['method'], rec['seed'])}); use another "
+                                     "--out folder instead of mixing them")
+    if write and old is None:
         write_json_atomic(folder / CONFIG_NAME, config)

@@ -22,8 +22,8 @@ from neurn.bench.methods import list_methods
 from neurn.bench.records import (RecordWarning, check_or_write_config, load_record, read_record, record_name,
                                  write_json_atomic)
 from neurn.bench.protocol import EXECUTORS as EXECUTOR_NAMES, default_protocol
-from neurn.bench.train import (checkpoint_name, keep_split, load_split, portable_provider, resolve_device,
-                               resolve_provider, run_one)
+from neurn.bench.train import (checkpoint_name, checkpoint_start, keep_split, load_split, portable_provider,
+                               resolve_device, resolve_provider, run_one)
 from neurn.errors import BenchError, ConfigMismatch, InvalidArgument, NeurnError, UnknownName
 
 
@@ -378,7 +378,7 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
     check_arch_definitions(out, finished, cfg)
     if dry_run:
         rows = describe(pending, finished, out, iters, device,
-                        (lambda job: checkpoint_path(out, job)) if checkpoint_every else None)
+                        lambda job: checkpoint_start(checkpoint_path(out, job), job, cfg) if checkpoint_every else 0)
         cores = (os.cpu_count() or 1) if device == "cpu" else None
         notify(format_plan(rows, out, iters, workers, cores).rstrip("\n"))
         return []

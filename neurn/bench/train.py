@@ -197,6 +197,16 @@ def _load_checkpoint(path: Path, job: tuple[str, str, int], cfg: dict[str, Any],
     return state
 
 
+def checkpoint_start(path: Path, job: tuple[str, str, int], cfg: dict[str, Any]) -> int:
+    """The iteration the run ``job`` would resume from with the checkpoint ``path``; 0 when it would start over.
+
+    Same checks as resuming (run, protocol, arch definition), with the same warnings for a checkpoint
+    that would be dropped.
+    """
+    state = _load_checkpoint(path, job, cfg, arch_digest(job[0], cfg["num_classes"], cfg["channels"]))
+    return int(state["iter"]) if state is not None else 0
+
+
 def run_one(arch: str, method: str, seed: int, cfg: dict[str, Any], provider: Any = None,
             threads: int | None = None, data_root: str | None = None, progress: bool = True,
             device: str = "cpu", amp: bool = False, channels_last: bool = False,
