@@ -13,7 +13,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from neurn.bench.records import iter_records
+from neurn.bench.records import CONFIG_NAME, iter_records
 
 
 class RunPlan(NamedTuple):
@@ -88,7 +88,9 @@ def describe(pending: list[Any], finished: list[Any], out: Path, iters: int, dev
     Returns:
         One :class:`RunPlan` per job.
     """
-    siblings = sorted(p for p in out.parent.iterdir() if p.is_dir() and p != out) if out.parent.is_dir() else []
+    # Only sibling result folders (they hold a config.json): `--out /tmp/x` must not read all of /tmp.
+    siblings = sorted(p for p in out.parent.iterdir() if p != out and (p / CONFIG_NAME).is_file()) \
+        if out.parent.is_dir() else []
     costs = run_costs([out, *siblings], device)
     rows = [RunPlan(j.arch, j.method, j.seed, "recorded", iters, 0.0) for j in finished]
     for j in pending:
