@@ -271,9 +271,11 @@ def bench_cmd(ctx: click.Context, archs: str, methods: str, seeds: str, iters: i
 
 @cli.command("table")
 @click.argument("results", type=click.Path(), nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="md", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="md", show_default=True,
+              help="Output format (not with --by-family, which is markdown only).")
 @click.option("--method", default="neurn", show_default=True, help="Method whose gain is reported.")
-@click.option("--baseline", default="erm", show_default=True, help="Baseline method of the gain.")
+@click.option("--baseline", default="erm", show_default=True,
+              help="Baseline method of the gain (not with --by-family, which compares with erm and randconv).")
 @click.option("--by-family", is_flag=True,
               help="Instead: per architecture family, whether --method beats erm and randconv on the unseen "
                    "targets (pooled paired t-test), and whether ERM had plateaued, as markdown. Takes several "
@@ -292,7 +294,16 @@ def table_cmd(results: tuple[str, ...], fmt: str, method: str, baseline: str, by
         raise click.UsageError("several RESULTS folders combine only with --by-family; give one folder "
                                "for the full table")
     if by_family:
-        records, notes = combine_folders(list(results), notify=_warn_line)
+        # Options that --by-family cannot honour are refused, not silently ignored (their defaults are fine).
+        ctx = click.get_current_context()
+        if _explicit(ctx, "baseline"):
+            raise click.UsageError("--baseline does not apply with --by-family, which compares --method with both "
+                                   "erm and randconv; drop --baseline, or drop --by-family for the full table "
+                                   "against one baseline")
+        if _explicit(ctx, "fmt"):
+            raise click.UsageError("--format does not apply with --by-family, whose table is markdown only; "
+                                   "drop --format, or drop --by-family for the full table in csv or latex")
+        records, notes = combine_folders(list(results), notify=_warn_line, method=method)
         records = select_archs(records, names)
         _warn_flagged(records)
         lines = [line for arch, line in notes.items() if names is None or arch in names]

@@ -120,6 +120,38 @@ def test_a_record_copied_from_another_sweep_is_refused_even_with_a_matching_conf
         _sweep(tmp_path / "a", iters=3, methods="erm", seeds="0,1")
 
 
+def test_a_second_sweep_on_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+    """Two sweeps on one --out would run the same jobs twice: the second one gets one line naming the first."""
+    import fcntl
+    import subprocess
+    import sys
+    import time
+
+    from neurn.bench.sweep import LOCK_NAME
+
+    tmp_path.joinpath(LOCK_NAME).write_text("")
+    # Another process holds the lock, as a running sweep does.
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"f = open({str(tmp_path / LOCK_NAME)!r}, 'a+'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+        "f.write(str(os.getpid())); f.flush(); print('locked', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(BenchError, match=rf"another sweep \(process {holder.pid}\) is running in {tmp_path}; "
+                                             "wait for it, stop it, or use another --out folder"):
+            _sweep(tmp_path, methods="erm")
+        assert not list(tmp_path.glob("digitnet-*.json"))
+        assert _sweep(tmp_path, methods="erm", dry_run=True) == []  # --plan reads without the lock
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    assert len(_sweep(tmp_path, methods="erm")) == 1  # the kernel released the dead holder's lock
+    with open(tmp_path / LOCK_NAME) as f:  # and the finished sweep released its own
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 def test_non_finite_loss_marks_run_failed_and_sweep_continues(tmp_path):
     def nan_loss(model, x, y, gen, cfg):
         return model(x).sum() * float("nan")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -274,8 +275,8 @@ def test_source_plateau_reads_the_last_quarter_of_each_erm_curve(records):
     got = source_plateau(recs)
     assert set(got) == {"digitnet", "vit_p4"}  # resnet18 has no curve
     assert got["digitnet"] == (pytest.approx(0.002), 3) and got["vit_p4"] == (pytest.approx(0.05), 3)
-    # A curve whose only point in the last quarter is the final one says nothing about the plateau.
-    short = [dict(r, source_curve=[[10, 0.5], [r["iters"], 0.9]]) for r in recs if r["arch"] == "digitnet"]
+    # A curve that stops before the last quarter says nothing about the plateau.
+    short = [dict(r, source_curve=[[10, 0.5], [r["iters"] // 2, 0.9]]) for r in recs if r["arch"] == "digitnet"]
     assert source_plateau(short) == {}
 
 
@@ -350,3 +351,179 @@ def test_figures_cli_writes_the_curves_only_when_records_have_them(tmp_path):
     res = CliRunner().invoke(cli, ["figures", "-o", str(tmp_path / "b"), "-n", "1", "--results", str(folder)])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "b" / "neurn_curves.png").stat().st_size > 10_000
+
+
+# --- bug review: combine_folders choice and config check, plateau window, verdict wording, csv/md details ------
+
+_TARGETS = ["mnist", "svhn", "usps"]
+
+
+def _rec(arch, method, seed, svhn=0.3, status="ok", config=None, family="cnn"):
+    """A minimal valid record; ``svhn`` is its one unseen-target accuracy besides a fixed usps 0.6."""
+    from neurn.bench.protocol import default_protocol
+
+    config = config or default_protocol(100, None, _TARGETS)
+    return {"arch": arch, "method": method, "seed": seed, "status": status, "iters": config["iters"],
+            "family": family, "config": config, "reason": None if status == "ok" else "boom",
+            "accuracy": {"mnist": 0.9, "svhn": svhn, "usps": 0.6} if status == "ok" else {}}
+
+
+def _folder(path, recs):
+    from neurn.bench.records import record_name
+
+    path.mkdir(parents=True)
+    for r in recs:
+        write_json_atomic(path / record_name(r["arch"], r["method"], r["seed"]), r)
+    return path
+
+
+def _done(path, arch="digitnet", iters=2000, family="cnn"):
+    """A finished folder: erm and neurn on seeds 0-2, neurn ahead by a varying gain."""
+    from neurn.bench.protocol import default_protocol
+
+    c = default_protocol(iters, None, _TARGETS)
+    return _folder(path, [_rec(arch, m, s, 0.3 + 0.01 * s * s + (0.05 if m == "neurn" else 0), config=c,
+                               family=family) for m in ("erm", "neurn") for s in range(3)])
+
+
+@pytest.mark.parametrize("long_runs", [
+    [("erm", s, "failed") for s in range(3)] + [("neurn", s, "failed") for s in range(3)],  # every run failed
+    [("erm", 0, "ok")],  # a sweep in progress: only erm s0 so far
+])
+def test_combine_folders_passes_over_a_longer_folder_without_a_usable_pair(tmp_path, long_runs):
+    from neurn.bench.protocol import default_protocol
+    from neurn.bench.report import combine_folders, family_verdicts
+
+    c6 = default_protocol(6000, None, _TARGETS)
+    long = _folder(tmp_path / "long", [_rec("digitnet", m, s, status=st, config=c6) for m, s, st in long_runs])
+    short = _done(tmp_path / "short")
+    recs, notes = combine_folders([long, short])
+    assert {r["iters"] for r in recs} == {2000} and len(recs) == 6
+    assert notes == {"digitnet": f"digitnet: from {short}; also in {long} (6,000 iterations; longer, but no seed "
+                                 "there has ok runs of both neurn and erm or randconv), not used"}
+    assert "digitnet (3 seeds, 2,000 it)" in family_verdicts(recs)
+    # The pair that counts is the judged method's: with --method randconv neither folder has one; longest wins.
+    recs, _ = combine_folders([long, short], method="randconv", baselines=("erm",))
+    assert {r["iters"] for r in recs} == {6000}
+
+
+def test_combine_folders_reads_a_folder_given_twice_once(tmp_path):
+    from neurn.bench.report import combine_folders
+
+    f = _done(tmp_path / "runs")
+    recs, notes = combine_folders([f, tmp_path / "runs" / ".." / "runs"])
+    assert notes == {} and len(recs) == 6
+    res = CliRunner().invoke(cli, ["table", "--by-family", str(f), str(f)])
+    assert res.exit_code == 0 and "also in" not in res.output and "n=3" in res.output
+
+
+def test_combine_folders_refuses_configs_that_differ_beyond_iters_and_curves(tmp_path):
+    from neurn.bench.protocol import default_protocol
+    from neurn.errors import ConfigMismatch
+    from neurn.bench.report import combine_folders
+
+    a = _done(tmp_path / "a")
+    # Another length and learning-curve settings: these combine.
+    b = _folder(tmp_path / "b", [_rec("vit_p4", m, 0, config=default_protocol(500, None, _TARGETS, curve_every=100,
+                                                                             curve_eval_limit=500))
+                                 for m in ("erm", "neurn")])
+    recs, _ = combine_folders([a, b])
+    assert {r["arch"] for r in recs} == {"digitnet", "vit_p4"}
+    c = _folder(tmp_path / "c", [_rec("vit_p4", m, 0, config=default_protocol(80, 300, _TARGETS))
+                                 for m in ("erm", "neurn")])
+    with pytest.raises(ConfigMismatch) as exc:
+        combine_folders([a, c])
+    assert str(exc.value) == (f"cannot combine {a} and {c}: their configs differ in eval_limit: None != 300 "
+                              "(only iters, curve_every, curve_eval_limit may differ)")
+    res = CliRunner().invoke(cli, ["table", "--by-family", str(a), str(c)])
+    assert res.exit_code == 2 and "eval_limit: None != 300" in res.output and "Traceback" not in res.output
+
+
+def test_source_plateau_measures_from_the_interpolated_accuracy_at_the_cut():
+    from neurn.bench.report import source_plateau
+
+    def rise(curve, iters=2000):
+        got = source_plateau([{"arch": "a", "method": "erm", "status": "ok", "iters": iters, "source_curve": curve}])
+        return got["a"][0] if got else None
+
+    # A point every 200 of 2,000, rising 1 point per 100 iterations: 5 points over the last 500.
+    assert rise([[i, 0.80 + i / 10000] for i in range(200, 2001, 200)]) == pytest.approx(0.05)
+    # Points at 700, 1400, 2000: the cut (1,500) lies between the last two.
+    assert rise([[700, 0.5], [1400, 0.7], [2000, 0.9]]) == pytest.approx(0.2 * 500 / 600)
+    assert rise([[1600, 0.8], [2000, 0.9]]) == pytest.approx(0.1)  # starts after the cut: from its first point
+    assert rise([[500, 0.5], [1500, 0.9]]) is None  # ends at the cut: no last quarter
+
+
+@pytest.mark.parametrize("runs, verdict", [
+    ([("erm", 0, 0.3), ("erm", 1, 0.3)], "| no neurn runs |"),
+    ([("neurn", 0, 0.3), ("neurn", 1, 0.3)], "| no erm runs |"),
+    ([("neurn", 0, 0.3), ("erm", 1, 0.3)], "| no seed has both neurn and erm |"),
+    ([("neurn", 0, 0.3), ("neurn", 1, 0.3), ("erm", 0, None), ("erm", 1, None)],
+     "| vs erm: all pairs have NaN accuracies |"),
+])
+def test_family_verdicts_say_why_there_is_no_pair(runs, verdict):
+    from neurn.bench.report import family_verdicts
+
+    md = family_verdicts([_rec("digitnet", m, s, svhn) for m, s, svhn in runs], baselines=("erm",))
+    assert md.splitlines()[-1].endswith(verdict), md
+
+
+def test_family_verdicts_name_identical_gains_instead_of_not_enough_runs():
+    from neurn.bench.report import family_verdicts, gains, records_frame
+
+    recs = [_rec("digitnet", m, s, 0.30 + 0.01 * s + (0.02 if m == "neurn" else 0))
+            for m in ("erm", "neurn") for s in range(3)]
+    g = gains(records_frame(recs)).set_index(["arch", "domain"]).loc[("digitnet", "avg")]
+    assert g.n_pairs == 3 and math.isnan(g.p_value)  # float rounding is no spread: no t-test
+    assert family_verdicts(recs, baselines=("erm",)).splitlines()[-1].endswith(
+        "| vs erm: identical gain on every pair (+1.0), no test possible |")
+
+
+def test_by_family_without_successful_runs_fails_like_the_full_table(tmp_path):
+    from neurn.bench.report import family_verdicts
+
+    recs = [_rec("digitnet", m, s, status="failed") for m in ("erm", "neurn") for s in range(2)]
+    with pytest.raises(BenchError, match="no successful runs in these records"):
+        family_verdicts(recs)
+    f = _folder(tmp_path / "failed", recs)
+    for args in ([], ["--by-family"]):
+        res = CliRunner().invoke(cli, ["table", str(f), *args])
+        assert res.exit_code == 1 and "neurn: error: no successful runs in these records" in res.output, args
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--baseline", "randconv"], "--baseline does not apply with --by-family, which compares --method with both "
+                                 "erm and randconv"),
+    (["--baseline", "erm"], "--baseline does not apply with --by-family"),
+    (["--format", "csv"], "--format does not apply with --by-family, whose table is markdown only"),
+    (["--method", "erm"], "--method is 'erm', one of the baselines --by-family compares with (erm, randconv); "
+                          "choose another method, e.g. neurn"),
+])
+def test_table_by_family_refuses_options_it_cannot_honour(args, msg):
+    res = CliRunner().invoke(cli, ["table", str(FIXTURES), "--by-family", *args])
+    assert res.exit_code == 2 and f"neurn: error: {msg}" in res.output and "Traceback" not in res.output
+    assert "--baseline" not in res.output or "--baseline" in args
+
+
+def test_csv_keeps_the_pooled_all_gain_rows(records):
+    text = format_table(records, "csv")
+    df = pd.read_csv(io.StringIO(text))
+    pooled = df[df.arch == "all"].set_index("domain")
+    g = gains(records_frame(records)).set_index(["arch", "domain"])
+    assert list(pooled.index) == ["mnist", "mnistm", "syn", "digits", "avg"]
+    assert pooled.loc["syn", "gain_vs_erm"] == pytest.approx(g.loc[("all", "syn"), "gain"], abs=1e-5)
+    assert pooled.loc["syn", "n_pairs"] == 9 and pooled["mean"].isna().all()
+    assert all(line.split(",")[5].isdigit() for line in text.splitlines()[1:] if not line.startswith("all,"))
+
+
+def test_markdown_names_cells_with_fewer_seeds_than_the_block(records):
+    recs = [_rec("digitnet", "erm", s, [0.30, 0.40, 0.20][s]) for s in range(3)] + \
+        [_rec("digitnet", "neurn", 0, 0.33)] + [_rec("digitnet", "neurn", s, status="failed") for s in (1, 2)]
+    md = format_table(recs, "md")
+    neurn = next(line for line in md.splitlines() if line.startswith("| digitnet | neurn |"))
+    assert neurn.split(" | ")[3] == "**33.0** (n=1)"  # bold as the best mean, but over 1 seed against 3
+    assert "(n=k): a mean over only k seeds, fewer than other cells of the same architecture have" in md
+    assert "| digitnet | +0.0 (p=n/a, n=1) | +3.0 (p=n/a, n=1) |" in md
+    assert "\\textbf{33.0} (n=1)" in format_table(recs, "latex")
+    # Equal seed counts: no hint anywhere.
+    assert "(n=" not in next(l for l in format_table(records, "md").splitlines() if l.startswith("| digitnet | erm"))

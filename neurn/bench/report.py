@@ -12,7 +12,7 @@ from scipy import stats
 from archsim.errors import shorten
 from neurn.bench.protocol import TABLE_FORMATS
 from neurn.bench.records import RecordWarning, diff_config, is_finite_number, iter_records
-from neurn.errors import BenchError, InvalidArgument, UnknownName
+from neurn.errors import BenchError, ConfigMismatch, InvalidArgument, UnknownName
 
 AVG = "avg"  # pseudo-domain: mean over the non-source targets of one run (the headline)
 FORMATS = TABLE_FORMATS
@@ -113,11 +113,15 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return g.agg(mean="mean", std="std", n="count", n_nan=lambda v: int(v.isna().sum())).reset_index()
 
 
+ZERO_SPREAD = 1e-12  # std of paired differences at or below this counts as zero (identical gains)
+
+
 def gains(df: pd.DataFrame, method: str = "neurn", baseline: str = "erm") -> pd.DataFrame:
     """Per (arch, domain): mean/std of ``method - baseline`` over matched seeds and a paired t-test p-value.
 
     Seeds pair naturally: a seed fixes the initial weights and the batch order for every method.
-    The ``all`` arch row pools every (arch, seed) pair.
+    The ``all`` arch row pools every (arch, seed) pair. ``p_value`` is NaN with fewer than 2 pairs, and
+    when every pair has the same difference (zero spread: the t statistic does not exist).
     """
     a = df[df.method == method].set_index(["arch", "domain", "seed"])["accuracy"]
     b = df[df.method == baseline].set_index(["arch", "domain", "seed"])["accuracy"]
@@ -132,7 +136,9 @@ def gains(df: pd.DataFrame, method: str = "neurn", baseline: str = "erm") -> pd.
         g = g[~g["flagged"]]
         diff = g["m"] - g["b"]
         p = float("nan")
-        if len(diff) >= 2 and diff.std(ddof=1) > 0:
+        # A spread at float-rounding level (e.g. 0.33 - 0.31 vs 0.32 - 0.30) is no spread: testing it would
+        # give a meaningless p near 0. Accuracies are fractions, so an absolute tolerance fits.
+        if len(diff) >= 2 and diff.std(ddof=1) > ZERO_SPREAD:
             p = float(stats.ttest_rel(g["m"], g["b"]).pvalue)
         rows.append({"arch": arch, "domain": dom, "gain": diff.mean() if len(diff) else math.nan,
                      "gain_std": diff.std(ddof=1) if len(diff) > 1 else math.nan,
@@ -165,13 +171,15 @@ def _pct(m: float, s: float, n_nan: int = 0) -> str:
     return (f"{100 * m:.1f} ± {100 * s:.1f}" if not math.isnan(s) else f"{100 * m:.1f}") + flag
 
 
-def _gain_cell(row: pd.Series) -> str:
+def _gain_cell(row: pd.Series, with_n: bool = False) -> str:
+    """``+1.2 ± 0.3 (p=0.04)``; with ``with_n``: ``(p=0.04, n=3)``, n being the number of pairs."""
     flag = FLAG if row.n_nan else ""
     if math.isnan(row.gain):
         return f"n/a{flag}"
     p = "n/a" if math.isnan(row.p_value) else (f"{row.p_value:.2g}")
     sd = "" if math.isnan(row.gain_std) else f" ± {100 * row.gain_std:.1f}"
-    return f"{100 * row.gain:+.1f}{sd}{flag} (p={p})"
+    n = f", n={int(row.n_pairs)}" if with_n else ""
+    return f"{100 * row.gain:+.1f}{sd}{flag} (p={p}{n})"
 
 
 def check_methods(records: list[dict[str, Any]], method: str, baseline: str) -> None:
@@ -207,15 +215,22 @@ def format_table(records: list[dict[str, Any]], fmt: str = "md", method: str = "
     if fmt == "csv":
         g = gn.rename(columns={"gain": f"gain_vs_{baseline}", "n_nan": "n_nan_pairs"}).assign(method=method)
         out = summ.merge(g, on=["arch", "method", "domain"], how="left")
+        # The pooled `all` gains have no accuracy summary of their own: appended with empty mean/std/n.
+        out = pd.concat([out, g[g["arch"] == "all"]], ignore_index=True)
+        for col in ("n", "n_nan", "n_pairs", "n_nan_pairs"):
+            out[col] = out[col].astype("Int64")  # counts stay integers next to the empty cells
         return out.to_csv(index=False, float_format="%.6g")
     idx = summ.set_index(["arch", "method", "domain"])
     bold = (lambda s: f"**{s}**") if fmt == "md" else (lambda s: f"\\textbf{{{s}}}")
     acc_rows = []
+    few_seeds = False  # some cell is a mean over fewer seeds than its architecture's other cells
     for arch in archs:
         present = [m for m in methods if (arch, m, AVG) in idx.index or any((arch, m, d) in idx.index for d in domains)]
         best = {d: max((idx.loc[(arch, m, d), "mean"] for m in present
                         if (arch, m, d) in idx.index and not math.isnan(idx.loc[(arch, m, d), "mean"])), default=None)
                 for d in domains}
+        most = max((int(idx.loc[(arch, m, d), "n"]) for m in present for d in domains if (arch, m, d) in idx.index),
+                   default=0)
         for m in present:
             cells = []
             for d in domains:
@@ -227,27 +242,35 @@ def format_table(records: list[dict[str, Any]], fmt: str = "md", method: str = "
                 # Mark every method tied at the best mean (rounded as displayed) in this architecture block.
                 top = (len(present) > 1 and best[d] is not None and not math.isnan(r["mean"])
                        and round(100 * r["mean"], 1) == round(100 * best[d], 1))
-                cells.append(bold(s) if top else s)
+                # A mean over fewer seeds can look best by luck: say how many it has.
+                fewer = not math.isnan(r["mean"]) and int(r["n"]) < most
+                few_seeds |= fewer
+                cells.append((bold(s) if top else s) + (f" (n={int(r['n'])})" if fewer else ""))
             acc_rows.append([arch, m] + cells)
     gidx = gn.set_index(["arch", "domain"])
     gain_rows = []
     for arch in archs + ["all"]:
         if not any((arch, d) in gidx.index for d in domains):
             continue
-        gain_rows.append([arch] + [_gain_cell(gidx.loc[(arch, d)]) if (arch, d) in gidx.index else "–"
+        gain_rows.append([arch] + [_gain_cell(gidx.loc[(arch, d)], with_n=True) if (arch, d) in gidx.index else "–"
                                    for d in domains])
     failed = [f"{r['arch']}/{r['method']}/s{r['seed']} ({r.get('reason')})" for r in records if r.get("status") != "ok"]
     flag_note = (f"{FLAG} NaN or missing accuracy, left out of the marked means and gains: " + "; ".join(flagged)
                  if flagged else "")
     no_pairs = f"No seed has runs of both `{method}` and `{baseline}`: no gains."
+    n_note = ("(n=k): a mean over only k seeds, fewer than other cells of the same architecture have "
+              "(the other runs failed, are missing or have a NaN accuracy)" if few_seeds else "")
     head_acc = ["arch", "method"] + domains
     head_gain = ["arch"] + domains
     title_acc = "Top-1 accuracy (%), mean ± std over seeds; best method per architecture and column marked"
     title_gain = (f"Gain of `{method}` over `{baseline}` (percentage points, mean ± std of the paired per-seed "
-                  f"differences; p = two-sided paired t-test across seeds; `all` pools every (arch, seed) pair)")
+                  f"differences; p = two-sided paired t-test across seeds, n = number of seed pairs; `all` pools "
+                  f"every (arch, seed) pair)")
     if fmt == "md":
-        parts = [protocol_line(records), "", f"**{title_acc}**", "", _md(head_acc, acc_rows), "",
-                 f"**{title_gain}**", "", _md(head_gain, gain_rows)]
+        parts = [protocol_line(records), "", f"**{title_acc}**", "", _md(head_acc, acc_rows), ""]
+        if n_note:
+            parts += [n_note, ""]
+        parts += [f"**{title_gain}**", "", _md(head_gain, gain_rows)]
         if gn.empty:
             parts += ["", no_pairs]
         if flag_note:
@@ -255,8 +278,10 @@ def format_table(records: list[dict[str, Any]], fmt: str = "md", method: str = "
         if failed:
             parts += ["", "Failed runs (excluded): " + "; ".join(failed)]
         return "\n".join(parts) + "\n"
-    parts = [f"% {protocol_line(records)}", f"% {title_acc}", _latex(head_acc, acc_rows), "",
-             f"% {title_gain}", _latex(head_gain, gain_rows)]
+    parts = [f"% {protocol_line(records)}", f"% {title_acc}", _latex(head_acc, acc_rows)]
+    if n_note:
+        parts.append(f"% {n_note}")
+    parts += ["", f"% {title_gain}", _latex(head_gain, gain_rows)]
     if gn.empty:
         parts.append(f"% {no_pairs}")
     if flag_note:
@@ -286,35 +311,74 @@ def _latex(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def combine_folders(folders: list[str | Path],
-                    notify: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
+# Config keys that may differ between folders combined by :func:`combine_folders`: the training length (the
+# reason to combine) and the learning-curve settings (they leave the trained weights and accuracies unchanged).
+COMBINABLE_KEYS = ("iters", "curve_every", "curve_eval_limit")
+
+
+def _has_pair(recs: list[dict[str, Any]], method: str, baselines: tuple[str, ...]) -> bool:
+    """Whether some seed has an ok run of ``method`` and an ok run of one of ``baselines``."""
+    ok = {(r["method"], r["seed"]) for r in recs if r.get("status") == "ok"}
+    return any(m == method and any((b, s) in ok for b in baselines) for m, s in ok)
+
+
+def combine_folders(folders: list[str | Path], notify: Callable[[str], None] | None = None,
+                    method: str = "neurn", baselines: tuple[str, ...] = ("erm", "randconv"),
+                    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Records of several results folders, each architecture taken from the folder that trained it longest.
 
-    Each folder must hold one protocol config (see :func:`load_records`). An architecture found in
-    more than one folder comes from the one with the most iterations (the earlier folder on a tie):
-    the longer runs are the ones closer to convergence. Nothing is mixed within one architecture.
+    Each folder must hold one protocol config (see :func:`load_records`), and the folders' configs may
+    differ only in :data:`COMBINABLE_KEYS` (else ``ConfigMismatch``, exit code 2: their numbers do not
+    compare). A folder given twice (by any spelling of its path) is read once. An architecture found in
+    more than one folder comes from the one where it has usable runs (some seed with ok runs of both
+    ``method`` and a baseline) and, among those, the most iterations (the earlier folder on a tie): the
+    longer runs are the ones closer to convergence, but a longer folder whose runs all failed, or a sweep
+    still in progress, must not hide finished shorter ones. Nothing is mixed within one architecture.
 
     Args:
         folders: results folders, in order of preference on a tie.
         notify: receives one line per damaged record file (default: a ``RecordWarning``).
+        method: the method to be judged (see :func:`family_verdicts`).
+        baselines: the methods it is compared with.
 
     Returns:
         (records, notes): the chosen records, and for each architecture found in more than one folder
-        a line saying where it came from.
+        a line saying where it came from (and why, when a longer folder was passed over).
     """
-    found: dict[str, list[tuple[int, str, list[dict[str, Any]]]]] = {}  # arch -> (iters, folder, records)
+    unique: dict[Path, str | Path] = {}
     for folder in folders:
+        unique.setdefault(Path(folder).resolve(), folder)  # the first spelling names it
+    # arch -> (usable, iters, folder, records)
+    found: dict[str, list[tuple[bool, int, str, list[dict[str, Any]]]]] = {}
+    first: tuple[str, dict[str, Any]] | None = None
+    for folder in unique.values():
         recs = load_records(folder, notify=notify)
-        iters = int(recs[0].get("config", {}).get("iters", 0))
+        config = recs[0].get("config", {})
+        if first is None:
+            first = (str(folder), config)
+        else:
+            diffs = diff_config({k: v for k, v in first[1].items() if k not in COMBINABLE_KEYS},
+                                {k: v for k, v in config.items() if k not in COMBINABLE_KEYS})
+            if diffs:
+                raise ConfigMismatch(
+                    f"cannot combine {first[0]} and {folder}: their configs differ in {'; '.join(diffs)} "
+                    f"(only {', '.join(COMBINABLE_KEYS)} may differ)")
+        iters = int(config.get("iters", 0))
         for arch in dict.fromkeys(r["arch"] for r in recs):
-            found.setdefault(arch, []).append((iters, str(folder), [r for r in recs if r["arch"] == arch]))
+            mine = [r for r in recs if r["arch"] == arch]
+            found.setdefault(arch, []).append((_has_pair(mine, method, baselines), iters, str(folder), mine))
     # max() keeps the first of equal keys: the earlier folder wins a tie.
-    chosen = {arch: max(runs, key=lambda run: run[0]) for arch, runs in found.items()}
-    notes = {arch: f"{arch}: from {chosen[arch][1]}; also in " +
-             ", ".join(f"{folder} ({iters:,} iterations)" for iters, folder, _ in runs if folder != chosen[arch][1]) +
-             ", not used"
-             for arch, runs in found.items() if len(runs) > 1}
-    return [r for _, _, rs in chosen.values() for r in rs], notes
+    chosen = {arch: max(runs, key=lambda run: (run[0], run[1])) for arch, runs in found.items()}
+    why = f"no seed there has ok runs of both {method} and {' or '.join(baselines)}"
+    notes = {}
+    for arch, runs in found.items():
+        if len(runs) < 2:
+            continue
+        _, long_iters, folder, _ = chosen[arch]
+        others = [f"{f} ({it:,} iterations{f'; longer, but {why}' if it > long_iters else ''})"
+                  for _, it, f, _ in runs if f != folder]
+        notes[arch] = f"{arch}: from {folder}; also in " + ", ".join(others) + ", not used"
+    return [r for _, _, _, rs in chosen.values() for r in rs], notes
 
 
 def select_archs(records: list[dict[str, Any]], archs: list[str] | None) -> list[dict[str, Any]]:
@@ -336,9 +400,13 @@ def source_plateau(records: list[dict[str, Any]], method: str = "erm",
                    tail: float = 0.25) -> dict[str, tuple[float, int]]:
     """Per architecture: how much ``method``'s source accuracy still rose over the last ``tail`` of training.
 
-    From each run's ``source_curve`` (``[iteration, accuracy]`` pairs): the final accuracy minus the
-    accuracy at the first curve point at or after ``(1 - tail) * iters``, averaged over seeds. Near
-    zero means the run had plateaued; a few points means it was still learning.
+    From each run's ``source_curve`` (``[iteration, accuracy]`` pairs): the last point's accuracy minus
+    the accuracy at exactly ``(1 - tail) * iters``, linearly interpolated between the two curve points
+    around that iteration (the first point when the curve starts after it), averaged over seeds. Near
+    zero means the run had plateaued; a few points means it was still learning. On a learning curve that
+    flattens (concave), the interpolated start lies at or below the true one, so the rise is, if
+    anything, overstated: a "flat" verdict is safe. A curve whose last point is not after the cut is
+    left out.
 
     Args:
         records: benchmark records.
@@ -348,22 +416,33 @@ def source_plateau(records: list[dict[str, Any]], method: str = "erm",
     Returns:
         ``{arch: (mean rise as a fraction, number of curves)}`` for the archs with at least one curve.
 
-    >>> rec = {"arch": "a", "method": "erm", "status": "ok", "iters": 100,
-    ...        "source_curve": [[25, 0.5], [50, 0.8], [75, 0.9], [100, 0.92]]}
+    A curve point every 700 iterations of 2,000: the last quarter starts at 1,500, between 1,400 and
+    2,000, where the interpolated accuracy is 0.7 + 0.2 * 100 / 600:
+
+    >>> rec = {"arch": "a", "method": "erm", "status": "ok", "iters": 2000,
+    ...        "source_curve": [[700, 0.5], [1400, 0.7], [2000, 0.9]]}
     >>> rise, n = source_plateau([rec])["a"]
-    >>> round(rise, 3), n
-    (0.02, 1)
+    >>> round(rise, 4), n
+    (0.1667, 1)
     """
     rises: dict[str, list[float]] = {}
     for r in records:
         curve = r.get("source_curve") or []
         if r.get("status") != "ok" or r.get("method") != method or len(curve) < 2:
             continue
-        iters = int(r.get("iters") or curve[-1][0])
-        start = next(((it, a) for it, a in curve if it >= (1 - tail) * iters), None)
-        if start is None or start[0] >= curve[-1][0]:
-            continue  # no point inside the last quarter before the final one: nothing to compare
-        rises.setdefault(r["arch"], []).append(float(curve[-1][1]) - float(start[1]))
+        points = sorted((float(it), float(a)) for it, a in curve)
+        iters = int(r.get("iters") or points[-1][0])
+        cut = (1 - tail) * iters
+        end_it, end_acc = points[-1]
+        if end_it <= cut:
+            continue  # the curve stops before the last quarter: nothing to compare
+        before = [p for p in points if p[0] <= cut]
+        if before:
+            (i0, a0), (i1, a1) = before[-1], next(p for p in points if p[0] > cut)
+            start = a0 + (a1 - a0) * (cut - i0) / (i1 - i0)  # i1 > cut >= i0: no division by zero
+        else:
+            start = points[0][1]
+        rises.setdefault(r["arch"], []).append(end_acc - start)
     return {a: (sum(v) / len(v), len(v)) for a, v in rises.items()}
 
 
@@ -376,8 +455,10 @@ def family_verdicts(records: list[dict[str, Any]], method: str = "neurn",
 
     The gain is on ``avg`` (the mean over the non-source targets), paired by (arch, seed) and pooled
     over the family's architectures; p is the two-sided paired t-test over those pairs. The verdict
-    is "beats" / "loses to" when p < ``alpha``, "no significant difference" otherwise, and "not
-    enough runs" with fewer than 2 pairs (no p-value exists). A column gives each architecture's
+    is "beats" / "loses to" when p < ``alpha``, "no significant difference" otherwise, "not enough
+    runs" with fewer than 2 pairs and "identical gain on every pair" when the paired differences do not
+    vary (no p-value exists in either case); without pairs it says why (no runs of one method, no seed
+    with both, or only NaN accuracies). A column gives each architecture's
     iterations and how much ERM's source accuracy still rose over the last quarter of training (from
     the records' learning curves, see :func:`source_plateau`); a verdict on runs whose ERM was still
     learning (a rise of 1 point or more) says so.
@@ -390,10 +471,20 @@ def family_verdicts(records: list[dict[str, Any]], method: str = "neurn",
 
     Returns:
         The table, one row per family, with the architectures and seeds behind each row.
+
+    Raises:
+        InvalidArgument: ``method`` is one of ``baselines``.
+        UnknownName: a method neither registered nor in the records.
+        BenchError: no record is a successful run.
     """
+    if method in baselines:
+        raise InvalidArgument(f"--method is {shorten(method)!r}, one of the baselines --by-family compares with "
+                              f"({', '.join(baselines)}); choose another method, e.g. neurn")
     for b in baselines:
         check_methods(records, method, b)
     ok = [r for r in records if r.get("status") == "ok"]
+    if not ok:
+        raise BenchError("no successful runs in these records")
     family = {r["arch"]: r.get("family", "?") for r in ok}
     iters = {r["arch"]: int(r.get("iters") or r.get("config", {}).get("iters", 0)) for r in ok}
     plateau = source_plateau(ok)
@@ -414,18 +505,27 @@ def family_verdicts(records: list[dict[str, Any]], method: str = "neurn",
             return f"{a} {100 * plateau[a][0]:+.1f} ({'still learning' if a in learning else 'flat'})"
 
         conv = ", ".join(rise(a) for a in archs)
+        ran = {r["method"] for r in ok if r["arch"] in archs}
         cells, verdicts = [], []
-        for b in baselines:
+        if method not in ran:
+            cells, verdicts = ["–"] * len(baselines), [f"no {method} runs"]  # said once, not per baseline
+        for b in baselines if method in ran else ():
             g = gains(df[df["arch"] == fam], method, b)
             g = g[g["arch"] == fam]
-            if g.empty or g.iloc[0]["n_pairs"] == 0:
+            # No usable pair: say which of the causes it is.
+            cause = (f"no {b} runs" if b not in ran else
+                     f"no seed has both {method} and {b}" if g.empty else
+                     f"vs {b}: all pairs have NaN accuracies" if g.iloc[0]["n_pairs"] == 0 else None)
+            if cause:
                 cells.append("–")
-                verdicts.append(f"no {b} runs")
+                verdicts.append(cause)
                 continue
             row = g.iloc[0]
             cells.append(_gain_cell(row) + f", n={int(row.n_pairs)}")
-            if row.n_pairs < 2 or math.isnan(row.p_value):
+            if row.n_pairs < 2:
                 verdicts.append(f"vs {b}: not enough runs")
+            elif math.isnan(row.p_value):  # 2+ pairs, zero spread: the t statistic does not exist
+                verdicts.append(f"vs {b}: identical gain on every pair ({100 * row.gain:+.1f}), no test possible")
             elif row.p_value < alpha:
                 verdicts.append(f"{'beats' if row.gain > 0 else 'loses to'} {b}")
             else:

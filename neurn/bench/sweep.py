@@ -6,6 +6,7 @@ killed sweep loses at most the runs in flight and a rerun skips everything alrea
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -178,6 +179,45 @@ def check_arch_definitions(out: Path, finished: list[Job], cfg: dict[str, Any]) 
                  for arch, (old, names) in stale.items()]
         raise ConfigMismatch(f"{out}: {'; '.join(parts)}; use another --out folder, or delete those records "
                              "to run them again")
+
+
+LOCK_NAME = ".sweep.lock"  # inside the results folder; ignored by the record listing (no .json)
+
+
+@contextlib.contextmanager
+def folder_lock(out: Path, dry_run: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on the results folder while a sweep plans and writes in it.
+
+    A second sweep started on the same ``--out`` (a second terminal, a forgotten background job) would
+    run the same pending jobs again, hours of duplicated work: it is refused in one line naming the
+    holder's process id. The lock is ``flock`` on ``<out>/.sweep.lock``, so the kernel releases it when
+    the holder dies: a killed sweep leaves no stale lock. A dry run (``--plan``) takes no lock and writes
+    nothing. Where ``fcntl`` does not exist (Windows), sweeps are not locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - POSIX only
+        fcntl = None
+    if dry_run or fcntl is None:
+        yield
+        return
+    f = open(out / LOCK_NAME, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        pid = f.read().strip()
+        f.close()
+        raise BenchError(f"another sweep{f' (process {pid})' if pid else ''} is running in {out}; wait for it, "
+                         "stop it, or use another --out folder") from None
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
+    finally:
+        f.close()
 
 
 def _warn_record(message: str) -> None:
@@ -370,51 +410,54 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
         raise InvalidArgument("--amp needs --device cuda (autocast is used on CUDA only)")
     # An unwritable --out fails now, not when the first run finishes; a dry run creates nothing.
     out = Path(out) if dry_run else check_output_dir(out)
-    local_provider = resolve_provider(provider)
-    targets = resolve_targets(domains, "mnist", local_provider, data_root, notify)
-    cfg = default_protocol(iters, eval_limit, targets, curve_every=curve_every, curve_eval_limit=curve_eval_limit)
-    check_or_write_config(out, cfg, write=not dry_run)
-    pending, finished = plan(archs, methods, seeds, out, retry_failed, notify=notify, pairs_first=pairs_first)
-    check_arch_definitions(out, finished, cfg)
-    if dry_run:
-        rows = describe(pending, finished, out, iters, device,
-                        lambda job: checkpoint_start(checkpoint_path(out, job), job, cfg) if checkpoint_every else 0)
-        cores = (os.cpu_count() or 1) if device == "cpu" else None
-        notify(format_plan(rows, out, iters, workers, cores).rstrip("\n"))
-        return []
-    if finished:
-        notify(f"{len(finished)} run(s) already recorded in {out}; skipping them")
-        for job in finished:  # killed between writing the record and removing the checkpoint
-            _remove_checkpoint(out, job)
-    if pending:
-        # Runs in this process reuse the loaded splits; other processes load their own.
-        check_domains(local_provider, cfg, data_root, keep=executor == "local" and workers <= 1)
-        resumable = [j for j in pending if checkpoint_path(out, j).exists()] if checkpoint_every else []
-        if resumable:
-            notify(f"{len(resumable)} run(s) resume from their checkpoint in {out / CHECKPOINT_DIR}")
-    threads = threads or default_threads(workers)
-    # Worker processes get the provider by module name (modules do not pickle); this process keeps the object.
-    job_provider = local_provider if executor == "local" and workers <= 1 else portable_provider(local_provider)
-    options = {"device": device, "amp": bool(amp), "channels_last": bool(channels_last),
-               "checkpoint_dir": str(out / CHECKPOINT_DIR) if checkpoint_every else None,
-               "checkpoint_every": int(checkpoint_every)}
-    new = []
-    bar = tqdm(total=len(pending), desc="sweep", unit="run", disable=not progress or not pending,
-               dynamic_ncols=True)
-    for rec in EXECUTORS[executor](pending, cfg, workers=workers, threads=threads, scheduler=scheduler,
-                                   provider=job_provider, data_root=data_root, progress=progress,
-                                   options=options):
-        job = Job(rec["arch"], rec["method"], rec["seed"])
-        write_json_atomic(out / record_name(*job), rec)
-        _remove_checkpoint(out, job)  # the record is the result now; a rerun never resumes a finished run
-        new.append(rec)
-        bar.update(1)
-        if rec["status"] != "ok":
-            tqdm.write(f"FAILED {rec['arch']}/{rec['method']}/s{rec['seed']}: {rec['reason']}")
-        else:
-            for warning in rec.get("warnings", []):
-                tqdm.write(f"warning: {rec['arch']}/{rec['method']}/s{rec['seed']}: {warning}")
-            bar.set_postfix_str(f"{rec['arch']}/{rec['method']}/s{rec['seed']} "
-                                f"src={rec['accuracy'].get(cfg['source'], float('nan')):.3f}")
-    bar.close()
-    return new
+    with folder_lock(out, dry_run):
+        local_provider = resolve_provider(provider)
+        targets = resolve_targets(domains, "mnist", local_provider, data_root, notify)
+        cfg = default_protocol(iters, eval_limit, targets, curve_every=curve_every, curve_eval_limit=curve_eval_limit)
+        check_or_write_config(out, cfg, write=not dry_run)
+        pending, finished = plan(archs, methods, seeds, out, retry_failed, notify=notify, pairs_first=pairs_first)
+        check_arch_definitions(out, finished, cfg)
+        if dry_run:
+            def resume_at(job: Job) -> int:
+                return checkpoint_start(checkpoint_path(out, job), job, cfg) if checkpoint_every else 0
+
+            rows = describe(pending, finished, out, iters, device, resume_at)
+            cores = (os.cpu_count() or 1) if device == "cpu" else None
+            notify(format_plan(rows, out, iters, workers, cores).rstrip("\n"))
+            return []
+        if finished:
+            notify(f"{len(finished)} run(s) already recorded in {out}; skipping them")
+            for job in finished:  # killed between writing the record and removing the checkpoint
+                _remove_checkpoint(out, job)
+        if pending:
+            # Runs in this process reuse the loaded splits; other processes load their own.
+            check_domains(local_provider, cfg, data_root, keep=executor == "local" and workers <= 1)
+            resumable = [j for j in pending if checkpoint_path(out, j).exists()] if checkpoint_every else []
+            if resumable:
+                notify(f"{len(resumable)} run(s) resume from their checkpoint in {out / CHECKPOINT_DIR}")
+        threads = threads or default_threads(workers)
+        # Worker processes get the provider by module name (modules do not pickle); this process keeps the object.
+        job_provider = local_provider if executor == "local" and workers <= 1 else portable_provider(local_provider)
+        options = {"device": device, "amp": bool(amp), "channels_last": bool(channels_last),
+                   "checkpoint_dir": str(out / CHECKPOINT_DIR) if checkpoint_every else None,
+                   "checkpoint_every": int(checkpoint_every)}
+        new = []
+        bar = tqdm(total=len(pending), desc="sweep", unit="run", disable=not progress or not pending,
+                   dynamic_ncols=True)
+        for rec in EXECUTORS[executor](pending, cfg, workers=workers, threads=threads, scheduler=scheduler,
+                                       provider=job_provider, data_root=data_root, progress=progress,
+                                       options=options):
+            job = Job(rec["arch"], rec["method"], rec["seed"])
+            write_json_atomic(out / record_name(*job), rec)
+            _remove_checkpoint(out, job)  # the record is the result now; a rerun never resumes a finished run
+            new.append(rec)
+            bar.update(1)
+            if rec["status"] != "ok":
+                tqdm.write(f"FAILED {rec['arch']}/{rec['method']}/s{rec['seed']}: {rec['reason']}")
+            else:
+                for warning in rec.get("warnings", []):
+                    tqdm.write(f"warning: {rec['arch']}/{rec['method']}/s{rec['seed']}: {warning}")
+                bar.set_postfix_str(f"{rec['arch']}/{rec['method']}/s{rec['seed']} "
+                                    f"src={rec['accuracy'].get(cfg['source'], float('nan')):.3f}")
+        bar.close()
+        return new
