@@ -769,6 +769,9 @@ def test_cli_plan_on_a_new_folder_creates_nothing(tmp_path):
     assert f"{tmp_path / 'new'}: 2 run(s); 0 recorded, 0 resume from a checkpoint, 2 to start" in res.output
     assert "no estimate for 2 run(s)" in res.output and "new run(s) recorded" not in res.output
     assert not (tmp_path / "new").exists()
+    (tmp_path / "file").write_text("x")  # the Python API checks what click's Path type checks for the CLI
+    with pytest.raises(OSError, match="is a file, not a folder: choose another output folder"):
+        _sweep(tmp_path / "file", dry_run=True)
 
 
 def test_learning_curve_is_recorded_in_the_config_and_changes_no_result(tmp_path):

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 import torch
 from tqdm.auto import tqdm
 
-from archsim._io import check_output_dir
+from archsim._io import OutputError, check_output_dir
 from archsim.errors import shorten
 from neurn.bench.archs import arch_digest, list_archs
 from neurn.bench.estimate import describe, format_plan
@@ -410,6 +410,8 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
         raise InvalidArgument("--amp needs --device cuda (autocast is used on CUDA only)")
     # An unwritable --out fails now, not when the first run finishes; a dry run creates nothing.
     out = Path(out) if dry_run else check_output_dir(out)
+    if dry_run and out.exists() and not out.is_dir():
+        raise OutputError(f"{out} is a file, not a folder: choose another output folder")
     with folder_lock(out, dry_run):
         local_provider = resolve_provider(provider)
         targets = resolve_targets(domains, "mnist", local_provider, data_root, notify)
