@@ -138,6 +138,10 @@ def test_nan_and_missing_accuracies_are_flagged_not_dropped(tmp_path):
     assert "$^\\dagger$" in format_table(recs, "latex")
     res = CliRunner().invoke(cli, ["table", str(tmp_path / "r")])
     assert res.exit_code == 0 and "digitnet/erm/s0 on syn = nan" in res.output
+    res = CliRunner().invoke(cli, ["table", str(tmp_path / "r"), "--by-family"])
+    cnn = next(line for line in res.output.splitlines() if line.startswith("| cnn |"))
+    assert res.exit_code == 0 and "†" in cnn  # the digitnet pairs with a NaN avg are left out ...
+    assert "† NaN or missing accuracy, left out of the gains: digitnet/erm/s0 on syn = nan" in res.output  # ... said
 
 
 def test_table_names_damaged_records_and_continues(tmp_path):

@@ -538,4 +538,7 @@ def family_verdicts(records: list[dict[str, Any]], method: str = "neurn",
         [f"{method} − {b}, avg (points)" for b in baselines] + [f"verdict (p < {alpha:g})"]
     lines = ["| " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * len(baselines) + "---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    flagged = flagged_values(ok)
+    if flagged:  # the same legend as the full table's, so a flagged gain cell is explained
+        lines += ["", f"{FLAG} NaN or missing accuracy, left out of the gains: " + "; ".join(flagged)]
     return "\n".join(lines) + "\n"
