@@ -192,6 +192,33 @@ def test_extract_record_times_out():
     assert rec == {"name": "hf:bert", "ok": False, "reason": "timeout: building and tracing took over 0.001 s"}
 
 
+def test_the_timeout_never_interrupts_logging_or_imports():
+    """Raised inside logging, the timeout once left logging's lock held: the next thread to log hung forever."""
+    import logging
+    import sys
+    import threading
+
+    seen = []
+
+    class Capture(logging.Filter):
+        def filter(self, record):
+            seen.append(sys._getframe())
+            return False
+
+    log = logging.getLogger("archsim-test-alarm")
+    log.addFilter(Capture())
+    log.warning("x")
+    assert not zoobuild._safe_to_interrupt(seen[0])  # called from inside logging.Logger.handle
+    assert zoobuild._safe_to_interrupt(sys._getframe())
+    # A model that logs on every step still times out, and leaves logging usable from other threads.
+    rec = zoobuild.extract_record("hf:bert", timeout_s=0.001)
+    assert rec["ok"] is False and rec["reason"].startswith("timeout")
+    other = threading.Thread(target=lambda: logging.getLogger("archsim-test-other").warning("y"))
+    other.start()
+    other.join(timeout=10)
+    assert not other.is_alive()
+
+
 def test_build_zoo_passes_the_timeout_on(tmp_path):
     from archsim.errors import ArchsimError
     with pytest.raises(ArchsimError, match="timeout: building and tracing took over"):

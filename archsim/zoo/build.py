@@ -51,8 +51,31 @@ class _TimedOut(BaseException):
     """Raised by the alarm of ``extract_record(timeout_s=...)`` (a BaseException: no fallback catches it)."""
 
 
+# Modules whose code takes process-wide locks: an exception raised between a lock's acquire and the `try` that
+# releases it leaves the lock held by this thread for good (see `_safe_to_interrupt`).
+_LOCKING_MODULES = ("logging", "importlib", "threading", "_weakrefset", "weakref", "concurrent")
+
+
+def _safe_to_interrupt(frame) -> bool:
+    """Whether the alarm may raise in ``frame``: not while any frame on its stack runs in :data:`_LOCKING_MODULES`.
+
+    An asynchronous exception inside ``logging.getLogger`` (which a model build calls often) once left
+    logging's module lock held by the main thread: the next thread that logged, dask's event loop in the
+    test suite, waited for it forever. Those sections are short, so the alarm just rings again shortly.
+    """
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").split(".")[0] in _LOCKING_MODULES:
+            return False
+        frame = frame.f_back
+    return True
+
+
 def _alarm(seconds: float | None):
-    """A context in which ``_TimedOut`` is raised after ``seconds`` (no limit off the main thread or off POSIX)."""
+    """A context in which ``_TimedOut`` is raised after ``seconds`` (no limit off the main thread or off POSIX).
+
+    The exception is raised only where it cannot leave a lock held (see :func:`_safe_to_interrupt`); inside
+    logging or an import it waits for 10 ms at a time until the code is out of there.
+    """
     import contextlib
     import signal
     import threading
@@ -61,7 +84,10 @@ def _alarm(seconds: float | None):
 
     @contextlib.contextmanager
     def limit():
-        def ring(_sig, _frame):
+        def ring(_sig, frame):
+            if not _safe_to_interrupt(frame):
+                signal.setitimer(signal.ITIMER_REAL, 0.01)
+                return
             raise _TimedOut()
         old = signal.signal(signal.SIGALRM, ring)
         signal.setitimer(signal.ITIMER_REAL, seconds)
