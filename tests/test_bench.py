@@ -680,6 +680,28 @@ def test_sweep_refuses_records_of_another_arch_definition(tmp_path):
     assert _sweep(tmp_path, methods="erm") == []
 
 
+def test_a_run_resumed_on_another_device_says_so_in_its_record(tmp_path):
+    """A checkpoint written on CUDA with AMP resumed on CPU: allowed, and the record's warnings say where each part ran."""
+    from neurn.bench.sweep import Job, checkpoint_path
+
+    methods_mod.register_method("kill-test")(_killable_loss)
+    try:
+        kw = dict(methods="kill-test", iters=4, checkpoint_every=2)
+        _KILL.update(at=3, calls=0)
+        with pytest.raises(KeyboardInterrupt):
+            _sweep(tmp_path, **kw)
+        ckpt = checkpoint_path(tmp_path, Job("digitnet", "kill-test", 0))
+        state = torch.load(ckpt, weights_only=True)
+        assert (state["device"], state["amp"]) == ("cpu", False)
+        torch.save(dict(state, device="cuda", amp="bfloat16"), ckpt)
+        _KILL.update(at=None, calls=0)
+        (rec,) = _sweep(tmp_path, **kw)
+    finally:
+        methods_mod.METHODS.remove("kill-test")
+    assert rec["resumed_from"] == 2 and rec["device"] == "cpu"
+    assert rec["warnings"] == ["iterations 1-2 ran on cuda (amp bfloat16), the rest on cpu (amp False)"]
+
+
 def test_checkpoint_of_another_arch_definition_starts_the_run_over(tmp_path):
     from neurn.bench.sweep import Job, checkpoint_path
 

@@ -310,6 +310,12 @@ def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg:
         curve, window, source_curve = state["curve"], state["window"], state["source_curve"]
         elapsed = float(state["train_time_s"])
         rec["resumed_from"] = start
+        # Execution options are not protocol: a run may resume elsewhere, but its record must say so, since
+        # `device` and `amp` below name only where it finished.
+        was = (state.get("device", device), state.get("amp", rec["amp"]))
+        if was != (device, rec["amp"]):
+            rec.setdefault("warnings", []).append(
+                f"iterations 1-{start} ran on {was[0]} (amp {was[1]}), the rest on {device} (amp {rec['amp']})")
     t0 = time.perf_counter() - elapsed
     model.train()
     bar = tqdm(range(start, cfg["iters"]), desc=f"{arch}/{method}/s{seed}", leave=False, disable=not progress,
@@ -346,7 +352,7 @@ def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg:
         if ckpt is not None and every and (it + 1) % every == 0 and it + 1 < cfg["iters"]:
             _try_checkpoint(ckpt, {
                 "format": CHECKPOINT_FORMAT, "job": [arch, method, seed], "config": cfg, "iter": it + 1,
-                "arch_digest": rec["arch_digest"],
+                "arch_digest": rec["arch_digest"], "device": device, "amp": rec["amp"],
                 "model": model.state_dict(), "opt": opt.state_dict(),
                 "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                 "batch_gen": batch_gen.get_state(), "aug_gen": aug_gen.get_state(),
@@ -370,4 +376,4 @@ def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg:
     rec["status"] = "ok"
     mismatch = train_eval_mismatch(rec["final_loss"], rec["accuracy"].get(cfg["source"]), cfg["num_classes"])
     if mismatch:
-        rec["warnings"] = [mismatch]
+        rec.setdefault("warnings", []).append(mismatch)
