@@ -47,7 +47,8 @@ def run_costs(folders: list[Path], device: str) -> dict[tuple[str, str], tuple[f
             continue
         found: dict[tuple[str, str], tuple[int, list[tuple[float, float]]]] = {}
         for r in iter_records(folder, notify=lambda m: None):
-            ok = (r.get("status") == "ok" and r.get("device", "cpu") == device and r.get("iters")
+            ok = (r.get("status") == "ok" and r.get("device", "cpu") == device
+                  and isinstance(r.get("iters"), int) and r["iters"] > 0
                   and isinstance(r.get("train_time_s"), (int, float)))
             if ok:
                 iters, times = found.get((r["arch"], r["method"]), (0, []))
