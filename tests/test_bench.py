@@ -1,6 +1,7 @@
 """The sweep runner: records, resume, determinism, failures, config refusal, CLI errors (tiny in-memory domains)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import math
@@ -680,46 +681,52 @@ def test_sweep_refuses_records_of_another_arch_definition(tmp_path):
     assert _sweep(tmp_path, methods="erm") == []
 
 
-def test_a_run_resumed_on_another_device_says_so_in_its_record(tmp_path):
-    """A checkpoint written on CUDA with AMP resumed on CPU: allowed, and the record's warnings say where each part ran."""
-    from neurn.bench.sweep import Job, checkpoint_path
+_CUT_RUN = dict(methods="kill-test", iters=4, checkpoint_every=2)
 
+
+@contextlib.contextmanager
+def _kill_test_method():
+    """The ``kill-test`` method (:func:`_killable_loss`) registered for the duration of the block."""
     methods_mod.register_method("kill-test")(_killable_loss)
     try:
-        kw = dict(methods="kill-test", iters=4, checkpoint_every=2)
-        _KILL.update(at=3, calls=0)
-        with pytest.raises(KeyboardInterrupt):
-            _sweep(tmp_path, **kw)
-        ckpt = checkpoint_path(tmp_path, Job("digitnet", "kill-test", 0))
-        state = torch.load(ckpt, weights_only=True)
-        assert (state["device"], state["amp"]) == ("cpu", False)
-        torch.save(dict(state, device="cuda", amp="bfloat16"), ckpt)
-        _KILL.update(at=None, calls=0)
-        (rec,) = _sweep(tmp_path, **kw)
+        yield
     finally:
         methods_mod.METHODS.remove("kill-test")
+
+
+def _cut_after_first_checkpoint(out):
+    """digitnet/kill-test/s0 (:data:`_CUT_RUN`) killed after 3 of 4 iterations: (its checkpoint, the state in it).
+
+    The kill counter is reset, so the resumed run trains undisturbed.
+    """
+    from neurn.bench.sweep import Job, checkpoint_path
+
+    _KILL.update(at=3, calls=0)
+    with pytest.raises(KeyboardInterrupt):
+        _sweep(out, **_CUT_RUN)
+    _KILL.update(at=None, calls=0)
+    ckpt = checkpoint_path(out, Job("digitnet", "kill-test", 0))
+    return ckpt, torch.load(ckpt, weights_only=True)
+
+
+def test_a_run_resumed_on_another_device_says_so_in_its_record(tmp_path):
+    """A checkpoint written on CUDA with AMP resumed on CPU: allowed, and the record's warnings say where each part ran."""
+    with _kill_test_method():
+        ckpt, state = _cut_after_first_checkpoint(tmp_path)
+        assert (state["device"], state["amp"]) == ("cpu", False)
+        torch.save(dict(state, device="cuda", amp="bfloat16"), ckpt)
+        (rec,) = _sweep(tmp_path, **_CUT_RUN)
     assert rec["resumed_from"] == 2 and rec["device"] == "cpu"
     assert rec["warnings"] == ["iterations 1-2 ran on cuda (amp bfloat16), the rest on cpu (amp False)"]
 
 
 def test_checkpoint_of_another_arch_definition_starts_the_run_over(tmp_path):
-    from neurn.bench.sweep import Job, checkpoint_path
-
-    methods_mod.register_method("kill-test")(_killable_loss)
-    try:
-        kw = dict(methods="kill-test", iters=4, checkpoint_every=2)
-        _KILL.update(at=3, calls=0)
-        with pytest.raises(KeyboardInterrupt):
-            _sweep(tmp_path, **kw)
-        ckpt = checkpoint_path(tmp_path, Job("digitnet", "kill-test", 0))
-        state = torch.load(ckpt, weights_only=True)
+    with _kill_test_method():
+        ckpt, state = _cut_after_first_checkpoint(tmp_path)
         assert state["iter"] == 2 and state["arch_digest"]
         torch.save(dict(state, arch_digest="0123456789ab"), ckpt)
-        _KILL.update(at=None, calls=0)
         with pytest.warns(UserWarning, match="another definition of digitnet.*0123456789ab.*from scratch"):
-            (rec,) = _sweep(tmp_path, **kw)
-    finally:
-        methods_mod.METHODS.remove("kill-test")
+            (rec,) = _sweep(tmp_path, **_CUT_RUN)
     assert "resumed_from" not in rec and _KILL["calls"] == 4
 
 
