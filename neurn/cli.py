@@ -185,18 +185,22 @@ def _explicit(ctx: click.Context, name: str) -> bool:
               help="Model and data in channels-last memory format. Recorded, not config.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=None,
               help=f"Save each run's state to OUT/.ckpt every N iterations; a killed run resumes from it "
-                   f"(default: {DEFAULT_CHECKPOINT_EVERY}, or the preset's; 0: off). Not config: results are "
-                   "identical.")
+                   f"(default: {DEFAULT_CHECKPOINT_EVERY}, or the preset's; 0: off); a finished run keeps its "
+                   "last state in OUT/.ckpt/final for --extend-from. Not config: results are identical.")
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address (with --executor dask).")
 @click.option("--retry-failed", is_flag=True, help="Rerun the runs recorded as failed.")
 @click.option("--plan", "dry_run", is_flag=True,
               help="Train nothing: list the runs left (and the checkpoints they resume from) with the time each "
                    "should take, estimated from finished runs of the same arch and method.")
+@click.option("--extend-from", type=click.Path(file_okay=False), default=None,
+              help="Results folder of the same sweep with fewer --iters: each run starts from the state its "
+                   "shorter run kept in FOLDER/.ckpt and trains only the remaining iterations (same result as "
+                   "training from scratch). --out must be another folder.")
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
               help="A named sweep (neurn.bench.protocol.PRESETS): quick, reference-gpu (every arch x 4 methods "
                    "x 3 seeds, 10,000 iterations, cuda + amp, 8 workers), cpu-converge (digitnet, mobilenet_v2, "
                    "vit_p4 x 4 methods x 3 seeds, 2,000 iterations, learning curves), cpu-long (vit_p4, mnasnet1_0 at "
-                   "6,000 iterations), ablation. It fixes --archs/--methods/"
+                   "6,000 iterations), cpu-regnet (regnetx_002 at 4,000 iterations), ablation. It fixes --archs/--methods/"
                    "--seeds/--iters/--eval-limit/--curve-every; the other options override its defaults.")
 @click.option("--quick", is_flag=True,
               help="Same as --preset quick: digitnet, erm vs neurn, seed 0, 300 iters, 1000 eval images, into "
@@ -207,7 +211,7 @@ def bench_cmd(ctx: click.Context, archs: str, methods: str, seeds: str, iters: i
               curve_every: int, domains: str | None, out: str | None, executor: str, workers: int | None,
               threads: int | None, device: str | None, amp: bool | None, channels_last: bool | None,
               checkpoint_every: int | None, scheduler: str | None, retry_failed: bool, dry_run: bool,
-              preset: str | None, quick: bool, data_root: str | None) -> None:
+              extend_from: str | None, preset: str | None, quick: bool, data_root: str | None) -> None:
     """Train every (arch, method, seed) on MNIST[:10000] and record its accuracy on each target domain."""
     from neurn.bench.archs import list_archs
     from neurn.bench.methods import list_methods
@@ -258,7 +262,7 @@ def bench_cmd(ctx: click.Context, archs: str, methods: str, seeds: str, iters: i
                      data_root=data_root, retry_failed=retry_failed, notify=lambda m: click.echo(m, err=True),
                      device=device or "cpu", amp=bool(amp), channels_last=bool(channels_last),
                      checkpoint_every=checkpoint_every, curve_every=curve_every, pairs_first=pairs_first,
-                     dry_run=dry_run)
+                     dry_run=dry_run, extend_from=extend_from)
     if dry_run:
         return
     failed = sum(r["status"] != "ok" for r in recs)

@@ -626,8 +626,11 @@ def test_killed_run_resumes_from_its_checkpoint_with_the_same_record(tmp_path):
     for key in ("accuracy", "loss_curve", "source_curve", "final_loss", "n_eval", "config"):
         assert resumed[key] == whole[key], key
     assert [i for i, _ in whole["source_curve"]] == [2, 4, 6] and len(whole["loss_curve"]) == 6
-    assert not ckpt.exists() and not list(ckpt.parent.iterdir())  # removed once the record is written
-    assert not (tmp_path / "whole" / ".ckpt").exists() or not list((tmp_path / "whole" / ".ckpt").iterdir())
+    assert not ckpt.exists() and not list(ckpt.parent.glob("*.pt"))  # removed once the record is written
+    assert not list((tmp_path / "whole" / ".ckpt").glob("*.pt"))
+    # What stays is each finished run's last state, for --extend-from.
+    for folder in ("whole", "cut"):
+        assert torch.load(tmp_path / folder / ".ckpt" / "final" / ckpt.name, weights_only=True)["iter"] == 6
 
 
 def test_damaged_or_foreign_checkpoint_starts_the_run_over(tmp_path):
@@ -883,3 +886,88 @@ def test_a_run_that_fits_its_batches_but_is_at_chance_in_eval_mode_is_flagged(tm
     assert "warning: evalbroken/erm/s0: training loss" in captured.out + captured.err
     res = CliRunner().invoke(cli, ["table", str(tmp_path)])
     assert res.exit_code == 0 and "warning: evalbroken/erm/s0: training loss" in res.stderr
+
+
+def test_a_longer_sweep_continues_the_shorter_runs_with_the_result_of_training_from_scratch(tmp_path):
+    """4 iterations, then --extend-from to 6: only iterations 5-6 train, and the record is the 6-iteration run's.
+
+    The method draws from the augmentation generator (RandConv), so its state must carry over too.
+    """
+    from neurn.bench.sweep import Job, final_checkpoint_path
+
+    kw = dict(methods="kill-test", checkpoint_every=2, curve_every=2)
+    with _kill_test_method():
+        _KILL.update(at=None, calls=0)
+        (scratch,) = _sweep(tmp_path / "scratch", iters=6, **kw)
+        (short,) = _sweep(tmp_path / "short", iters=4, **kw)
+        final = final_checkpoint_path(tmp_path / "short", Job("digitnet", "kill-test", 0))
+        assert torch.load(final, weights_only=True)["iter"] == 4
+        _KILL.update(calls=0)
+        notes = []
+        (longer,) = _sweep(tmp_path / "longer", iters=6, extend_from=tmp_path / "short", notify=notes.append, **kw)
+    assert _KILL["calls"] == 2  # iterations 5 and 6 only
+    assert longer["extended_from"] == {"checkpoint": str(final), "iter": 4, "iters": 4}
+    for key in ("accuracy", "loss_curve", "source_curve", "final_loss", "config"):
+        assert longer[key] == scratch[key], key
+    assert longer["source_curve"][:2] == short["source_curve"]
+    assert any(n.startswith(f"1 run(s) continue from the state of their shorter run in {tmp_path / 'short'}")
+               for n in notes)
+    assert "extended_from" not in scratch
+
+
+def test_extending_a_run_the_shorter_sweep_never_finished_starts_from_its_checkpoint(tmp_path):
+    with _kill_test_method():
+        _cut_after_first_checkpoint(tmp_path / "short")  # 4-iteration run killed after 3: checkpoint at 2
+        (scratch,) = _sweep(tmp_path / "scratch", **dict(_CUT_RUN, iters=6))
+        _KILL.update(calls=0)
+        (longer,) = _sweep(tmp_path / "longer", extend_from=tmp_path / "short", **dict(_CUT_RUN, iters=6))
+    assert longer["extended_from"]["iter"] == 2 and _KILL["calls"] == 4
+    assert longer["accuracy"] == scratch["accuracy"] and longer["loss_curve"] == scratch["loss_curve"]
+
+
+def test_plan_shows_the_runs_a_shorter_sweep_lets_start_part_way(tmp_path):
+    short, longer = tmp_path / "results" / "short", tmp_path / "results" / "longer"
+    _sweep(short, methods="erm", seeds="0,1", iters=4, checkpoint_every=2)
+    (short / ".ckpt" / "final" / "digitnet-erm-s1.pt").unlink()
+    notes = []
+    assert _sweep(longer, methods="erm", seeds="0,1", iters=8, checkpoint_every=2, extend_from=short,
+                  dry_run=True, notify=notes.append) == []
+    text = notes[-1].splitlines()
+    assert text[0] == f"{longer}: 2 run(s); 0 recorded, 0 resume from a checkpoint, 1 continue a shorter run, 1 to start"
+    assert text[1].split()[:3] == ["digitnet/erm/s0", "extends", "at"] and "4/8" in text[1]
+    assert text[2].split()[:3] == ["digitnet/erm/s1", "to", "start"]
+    assert not longer.exists()
+
+
+@pytest.mark.parametrize("case, msg", [
+    ("same", "is the --out folder; name the shorter sweep's folder and a new --out"),
+    ("no-config", "no config.json there; name a results folder written by neurn bench"),
+    ("protocol", "ran another protocol (eval_limit: None != 2); only --iters may differ"),
+    ("not-shorter", "trained 4 iterations; --iters must be more than that to extend it (got 4)"),
+    ("no-state", "no saved training state of these runs in"),
+])
+def test_extend_from_a_folder_it_cannot_continue_is_one_clear_line(tmp_path, case, msg):
+    short = tmp_path / "short"
+    _sweep(short, methods="erm", iters=4, checkpoint_every=0 if case == "no-state" else 2)
+    if case == "no-config":
+        (short / "config.json").unlink()
+    kw = dict(methods="erm", iters=4 if case == "not-shorter" else 6, extend_from=short,
+              eval_limit=2 if case == "protocol" else None)
+    with pytest.raises(NeurnError) as err:
+        _sweep(short if case == "same" else tmp_path / "longer", **kw)
+    assert msg in str(err.value) and "\n" not in str(err.value)
+    if case != "same":
+        assert not (tmp_path / "longer" / "config.json").exists()
+
+
+def test_cli_extend_from(tmp_path, monkeypatch):
+    monkeypatch.setattr("neurn.bench.train.default_provider", lambda: TOY)
+    base = ["bench", "--archs", "digitnet", "--methods", "erm", "--seeds", "0", "--checkpoint-every", "2"]
+    runner = CliRunner()
+    assert runner.invoke(cli, base + ["--iters", "4", "--out", str(tmp_path / "a")]).exit_code == 0
+    res = runner.invoke(cli, base + ["--iters", "6", "--out", str(tmp_path / "b"), "--extend-from", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    assert "1 run(s) continue from the state of their shorter run" in res.output
+    assert read_record(tmp_path / "b" / record_name("digitnet", "erm", 0))["extended_from"]["iter"] == 4
+    res = runner.invoke(cli, base + ["--iters", "3", "--out", str(tmp_path / "c"), "--extend-from", str(tmp_path / "a")])
+    assert res.exit_code == 2 and "--iters must be more than that" in res.output and "Traceback" not in res.output

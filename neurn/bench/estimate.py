@@ -22,7 +22,7 @@ class RunPlan(NamedTuple):
     arch: str
     method: str
     seed: int
-    state: str  # "recorded", "resumes" or "to start"
+    state: str  # "recorded", "resumes" (own checkpoint), "extends" (a shorter run's state) or "to start"
     start_iter: int
     seconds: float | None
 
@@ -75,7 +75,7 @@ def makespan(seconds: list[float], workers: int) -> float:
 
 
 def describe(pending: list[Any], finished: list[Any], out: Path, iters: int, device: str,
-             resume_at: Callable[[Any], int]) -> list[RunPlan]:
+             resume_at: Callable[[Any], int], extend_at: Callable[[Any], int] | None = None) -> list[RunPlan]:
     """Every run of the sweep in plan order (recorded ones first), with where it starts and its estimated cost.
 
     Args:
@@ -85,6 +85,8 @@ def describe(pending: list[Any], finished: list[Any], out: Path, iters: int, dev
         iters: iterations per run.
         device: the device the runs will train on.
         resume_at: job -> the iteration its checkpoint resumes from (0: it starts over).
+        extend_at: job -> the iteration a shorter run's state lets it start from, when it has no
+            checkpoint of its own (``--extend-from``; None or 0: none).
 
     Returns:
         One :class:`RunPlan` per job.
@@ -95,10 +97,12 @@ def describe(pending: list[Any], finished: list[Any], out: Path, iters: int, dev
     costs = run_costs([out, *siblings], device)
     rows = [RunPlan(j.arch, j.method, j.seed, "recorded", iters, 0.0) for j in finished]
     for j in pending:
-        start = resume_at(j)
+        start, state = resume_at(j), "resumes"
+        if not start and extend_at is not None:
+            start, state = extend_at(j), "extends"
         cost = costs.get((j.arch, j.method))
         seconds = None if cost is None else cost[0] * (iters - start) + cost[1]
-        rows.append(RunPlan(j.arch, j.method, j.seed, "resumes" if start else "to start", start, seconds))
+        rows.append(RunPlan(j.arch, j.method, j.seed, state if start else "to start", start, seconds))
     return rows
 
 
@@ -129,12 +133,13 @@ def format_plan(rows: list[RunPlan], out: Path, iters: int, workers: int, cores:
         Lines ending in a newline.
     """
     todo = [r for r in rows if r.state != "recorded"]
-    n_res = sum(r.state == "resumes" for r in todo)
+    n_res, n_ext = sum(r.state == "resumes" for r in todo), sum(r.state == "extends" for r in todo)
     lines = [f"{out}: {len(rows)} run(s); {len(rows) - len(todo)} recorded, {n_res} resume from a checkpoint, "
-             f"{len(todo) - n_res} to start"]
+             + (f"{n_ext} continue a shorter run, " if n_ext else "") + f"{len(todo) - n_res - n_ext} to start"]
     width = max((len(f"{r.arch}/{r.method}/s{r.seed}") for r in todo), default=0)
     for r in todo:
-        where = f"resumes at {r.start_iter:,}/{iters:,}" if r.state == "resumes" else "to start"
+        where = (f"resumes at {r.start_iter:,}/{iters:,}" if r.state == "resumes"
+                 else f"extends at {r.start_iter:,}/{iters:,}" if r.state == "extends" else "to start")
         cost = f"~{_duration(r.seconds)}" if r.seconds is not None else "no estimate"
         lines.append(f"  {f'{r.arch}/{r.method}/s{r.seed}':<{width}}  {where:<22} {cost}")
     known = [r.seconds for r in todo if r.seconds is not None]

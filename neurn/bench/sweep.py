@@ -20,11 +20,11 @@ from archsim.errors import shorten
 from neurn.bench.archs import arch_digest, list_archs
 from neurn.bench.estimate import describe, format_plan
 from neurn.bench.methods import list_methods
-from neurn.bench.records import (RecordWarning, check_or_write_config, load_record, read_record, record_name,
-                                 write_json_atomic)
+from neurn.bench.records import (CONFIG_NAME, RecordWarning, check_or_write_config, diff_config, load_record,
+                                 read_config, read_record, record_name, write_json_atomic)
 from neurn.bench.protocol import EXECUTORS as EXECUTOR_NAMES, default_protocol
-from neurn.bench.train import (checkpoint_name, checkpoint_start, keep_split, load_split, portable_provider,
-                               resolve_device, resolve_provider, run_one)
+from neurn.bench.train import (checkpoint_name, checkpoint_start, extension_start, keep_split, load_split,
+                               portable_provider, resolve_device, resolve_provider, run_one)
 from neurn.errors import BenchError, ConfigMismatch, InvalidArgument, NeurnError, UnknownName
 
 
@@ -232,6 +232,52 @@ def checkpoint_path(out: str | Path, job: Job) -> Path:
     return Path(out) / CHECKPOINT_DIR / checkpoint_name(*job)
 
 
+FINAL_DIR = "final"  # inside CHECKPOINT_DIR: the state after each finished run's last iteration
+
+
+def final_checkpoint_path(out: str | Path, job: Job) -> Path:
+    """Where a finished run of the sweep in ``out`` keeps its last state: ``<out>/.ckpt/final/<arch>-<method>-s<seed>.pt``.
+
+    A longer sweep of the same protocol starts the run from there (``--extend-from``) instead of from scratch.
+    """
+    return Path(out) / CHECKPOINT_DIR / FINAL_DIR / checkpoint_name(*job)
+
+
+def extension_sources(folder: str | Path, job: Job) -> list[Path]:
+    """The states of ``job`` a longer sweep can start from in ``folder``: its final state and its checkpoint."""
+    return [final_checkpoint_path(folder, job), checkpoint_path(folder, job)]
+
+
+def check_extension(folder: str | Path, out: Path, cfg: dict[str, Any]) -> Path:
+    """``folder`` as the shorter sweep that ``--extend-from`` continues: another folder, same protocol, fewer
+    iterations. Raises ``InvalidArgument`` / ``ConfigMismatch`` naming the fix; returns the folder.
+
+    Args:
+        folder: the results folder of the shorter sweep.
+        out: this sweep's folder.
+        cfg: this sweep's protocol.
+
+    Returns:
+        ``folder`` as a path.
+    """
+    folder = Path(folder)
+    if folder.resolve() == out.resolve():
+        raise InvalidArgument(f"--extend-from {folder} is the --out folder; name the shorter sweep's folder and a "
+                              f"new --out for the longer one")
+    old = read_config(folder)
+    if old is None:
+        raise InvalidArgument(f"--extend-from {folder}: no {CONFIG_NAME} there; name a results folder written "
+                              "by neurn bench")
+    diffs = diff_config({**old, "iters": cfg["iters"]}, cfg)
+    if diffs:
+        raise ConfigMismatch(f"--extend-from {folder} ran another protocol ({'; '.join(diffs)}); only --iters "
+                             "may differ: give the options it ran with")
+    if not isinstance(old.get("iters"), int) or old["iters"] >= cfg["iters"]:
+        raise InvalidArgument(f"--extend-from {folder} trained {old.get('iters')} iterations; --iters must be "
+                              f"more than that to extend it (got {cfg['iters']})")
+    return folder
+
+
 def _remove_checkpoint(out: Path, job: Job) -> None:
     try:
         checkpoint_path(out, job).unlink(missing_ok=True)
@@ -247,9 +293,13 @@ def _job_runner(job: Job, cfg: dict[str, Any], threads: int, provider: Any, data
     """
     options = dict(options or {})
     ckpt_dir = options.pop("checkpoint_dir", None)
+    extend_dir = options.pop("extend_from", None)
     checkpoint = Path(ckpt_dir) / checkpoint_name(*job) if ckpt_dir else None
+    final = Path(ckpt_dir) / FINAL_DIR / checkpoint_name(*job) if ckpt_dir else None
+    sources = extension_sources(extend_dir, job) if extend_dir else []
     return run_one(job.arch, job.method, job.seed, cfg, provider=provider, threads=threads,
-                   data_root=data_root, progress=progress, checkpoint=checkpoint, **options)
+                   data_root=data_root, progress=progress, checkpoint=checkpoint, final_checkpoint=final,
+                   extend_from=sources, **options)
 
 
 def local_executor(jobs: list[Job], cfg: dict[str, Any], *, workers: int = 1, threads: int = 1,
@@ -369,7 +419,8 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
               progress: bool = True, notify: Callable[[str], None] = print, device: str = "cpu",
               amp: bool = False, channels_last: bool = False, checkpoint_every: int = 500,
               curve_every: int = 0, curve_eval_limit: int = 1000,
-              pairs_first: list[str] | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
+              pairs_first: list[str] | None = None, dry_run: bool = False,
+              extend_from: str | Path | None = None) -> list[dict[str, Any]]:
     """Run every pending (arch, method, seed) of the sweep into ``out``; returns the new records.
 
     Order of checks: arguments (the device included), the output folder, the target domains (each
@@ -384,6 +435,12 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
     methods whose runs go first (see :func:`job_order`). ``dry_run``: make the same checks, then send the
     plan through ``notify`` (recorded runs, checkpoints to resume, estimated times; see
     :mod:`neurn.bench.estimate`) and return ``[]`` without training or writing anything.
+
+    With checkpoints on, each finished run keeps its last state in ``<out>/.ckpt/final/``. ``extend_from``
+    names such a sweep of the same protocol with fewer iterations: a run without a checkpoint of its own
+    then starts from the state its shorter run reached (its final state, or its checkpoint if it never
+    finished) and trains only the remaining iterations. Constant-rate Adam and seeded batch order make
+    that the run a longer sweep would have trained from scratch; its record says ``extended_from``.
     """
     archs = parse_names(archs, list_archs(), "architecture")
     methods = parse_names(methods, list_methods(), "method")
@@ -416,14 +473,25 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
         local_provider = resolve_provider(provider)
         targets = resolve_targets(domains, "mnist", local_provider, data_root, notify)
         cfg = default_protocol(iters, eval_limit, targets, curve_every=curve_every, curve_eval_limit=curve_eval_limit)
+        source = check_extension(extend_from, out, cfg) if extend_from is not None else None
+        if source is not None and not any(p.exists() for a in archs for m in methods for seed in seeds
+                                          for p in extension_sources(source, Job(a, m, seed))):
+            raise InvalidArgument(f"--extend-from {source}: no saved training state of these runs in "
+                                  f"{source / CHECKPOINT_DIR} (a finished run keeps its last state there when its sweep "
+                                  "checkpoints; sweeps from before --extend-from kept none); drop --extend-from to "
+                                  "train them from scratch")
         check_or_write_config(out, cfg, write=not dry_run)
         pending, finished = plan(archs, methods, seeds, out, retry_failed, notify=notify, pairs_first=pairs_first)
         check_arch_definitions(out, finished, cfg)
-        if dry_run:
-            def resume_at(job: Job) -> int:
-                return checkpoint_start(checkpoint_path(out, job), job, cfg) if checkpoint_every else 0
 
-            rows = describe(pending, finished, out, iters, device, resume_at)
+        def resume_at(job: Job) -> int:
+            return checkpoint_start(checkpoint_path(out, job), job, cfg) if checkpoint_every else 0
+
+        def extend_at(job: Job) -> int:
+            return extension_start(extension_sources(source, job), job, cfg) if source is not None else 0
+
+        if dry_run:
+            rows = describe(pending, finished, out, iters, device, resume_at, extend_at)
             cores = (os.cpu_count() or 1) if device == "cpu" else None
             notify(format_plan(rows, out, iters, workers, cores).rstrip("\n"))
             return []
@@ -437,12 +505,18 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
             resumable = [j for j in pending if checkpoint_path(out, j).exists()] if checkpoint_every else []
             if resumable:
                 notify(f"{len(resumable)} run(s) resume from their checkpoint in {out / CHECKPOINT_DIR}")
+            if source is not None:
+                extended = [j for j in pending if j not in resumable and extend_at(j)]
+                notify(f"{len(extended)} run(s) continue from the state of their shorter run in {source}"
+                       + (f"; {len(pending) - len(resumable) - len(extended)} start from scratch"
+                          if len(extended) < len(pending) - len(resumable) else ""))
         threads = threads or default_threads(workers)
         # Worker processes get the provider by module name (modules do not pickle); this process keeps the object.
         job_provider = local_provider if executor == "local" and workers <= 1 else portable_provider(local_provider)
         options = {"device": device, "amp": bool(amp), "channels_last": bool(channels_last),
                    "checkpoint_dir": str(out / CHECKPOINT_DIR) if checkpoint_every else None,
-                   "checkpoint_every": int(checkpoint_every)}
+                   "checkpoint_every": int(checkpoint_every),
+                   "extend_from": str(source) if source is not None else None}
         new = []
         bar = tqdm(total=len(pending), desc="sweep", unit="run", disable=not progress or not pending,
                    dynamic_ncols=True)

@@ -170,19 +170,31 @@ def _try_checkpoint(path: Path, state: dict[str, Any]) -> None:
         warnings.warn(f"{exc}; training goes on without this checkpoint")
 
 
+def _same_protocol_but_iters(a: Any, cfg: dict[str, Any]) -> bool:
+    """Whether config ``a`` is ``cfg`` with another iteration count (a shorter run of the same protocol)."""
+    return isinstance(a, dict) and {**a, "iters": cfg["iters"]} == cfg
+
+
 def _load_checkpoint(path: Path, job: tuple[str, str, int], cfg: dict[str, Any],
-                     digest: str) -> dict[str, Any] | None:
+                     digest: str, extend: bool = False) -> dict[str, Any] | None:
     """The checkpoint of this job under this protocol and arch definition (``digest``, see
     :func:`neurn.bench.archs.arch_digest`), or None (absent, unreadable or another run: a warning).
 
-    A checkpoint written before checkpoints carried the digest is accepted.
+    A checkpoint written before checkpoints carried the digest is accepted. With ``extend``, the
+    checkpoint may come from a run of the same protocol with another iteration count, as long as it
+    stopped at or before ``cfg["iters"]``: constant-rate Adam and seeded batch order make its state the
+    state of this run at that iteration.
     """
     if not path.exists():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         ok = (isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
-              and tuple(state.get("job", ())) == tuple(job) and state.get("config") == cfg)
+              and tuple(state.get("job", ())) == tuple(job))
+        if ok and extend:
+            ok = _same_protocol_but_iters(state.get("config"), cfg) and int(state.get("iter", 0)) <= cfg["iters"]
+        elif ok:
+            ok = state.get("config") == cfg
     except Exception as exc:  # a damaged file (any unpickling error): start over, never crash the run
         warnings.warn(f"checkpoint {path} cannot be read ({type(exc).__name__}); starting the run from scratch")
         return None
@@ -197,6 +209,17 @@ def _load_checkpoint(path: Path, job: tuple[str, str, int], cfg: dict[str, Any],
     return state
 
 
+def _latest_state(paths: Any, job: tuple[str, str, int], cfg: dict[str, Any],
+                  digest: str) -> tuple[dict[str, Any] | None, Path | None]:
+    """The furthest usable state among the checkpoints ``paths`` of shorter runs (see ``extend`` above)."""
+    best: tuple[dict[str, Any] | None, Path | None] = (None, None)
+    for path in paths:
+        state = _load_checkpoint(Path(path), job, cfg, digest, extend=True)
+        if state is not None and (best[0] is None or int(state["iter"]) > int(best[0]["iter"])):
+            best = (state, Path(path))
+    return best
+
+
 def checkpoint_start(path: Path, job: tuple[str, str, int], cfg: dict[str, Any]) -> int:
     """The iteration the run ``job`` would resume from with the checkpoint ``path``; 0 when it would start over.
 
@@ -207,10 +230,18 @@ def checkpoint_start(path: Path, job: tuple[str, str, int], cfg: dict[str, Any])
     return int(state["iter"]) if state is not None else 0
 
 
+def extension_start(paths: Any, job: tuple[str, str, int], cfg: dict[str, Any]) -> int:
+    """The iteration the run ``job`` would start from, lacking a checkpoint of its own, with the states of
+    shorter runs ``paths`` (``extend_from`` of :func:`run_one`); 0 when none is usable."""
+    state = _latest_state(paths, job, cfg, arch_digest(job[0], cfg["num_classes"], cfg["channels"]))[0]
+    return int(state["iter"]) if state is not None else 0
+
+
 def run_one(arch: str, method: str, seed: int, cfg: dict[str, Any], provider: Any = None,
             threads: int | None = None, data_root: str | None = None, progress: bool = True,
             device: str = "cpu", amp: bool = False, channels_last: bool = False,
-            checkpoint: str | Path | None = None, checkpoint_every: int = 0) -> dict[str, Any]:
+            checkpoint: str | Path | None = None, checkpoint_every: int = 0,
+            final_checkpoint: str | Path | None = None, extend_from: Any = ()) -> dict[str, Any]:
     """Train and evaluate one run; returns its record (``status`` ok/failed, never raises on a bad run).
 
     Args:
@@ -226,6 +257,11 @@ def run_one(arch: str, method: str, seed: int, cfg: dict[str, Any], provider: An
         checkpoint: file to save the training state to every ``checkpoint_every`` iterations and to
             resume from when it exists (the caller removes it once the record is written).
         checkpoint_every: iterations between checkpoints (0: none).
+        final_checkpoint: file to save the state after the last iteration to (None: not kept), so a
+            longer run of the same protocol can start from it (``extend_from``).
+        extend_from: checkpoint files of shorter runs of this job under the same protocol (another
+            ``iters`` only); without a checkpoint of its own, the run starts from the furthest of them
+            and says so in ``extended_from``.
 
     Returns:
         The record. ``device``, ``amp``, ``channels_last`` are recorded but are not part of ``config``.
@@ -245,7 +281,9 @@ def run_one(arch: str, method: str, seed: int, cfg: dict[str, Any], provider: An
     rec["threads"] = torch.get_num_threads()
     opts = {"device": device, "dtype": dtype, "channels_last": bool(channels_last),
             "checkpoint": Path(checkpoint) if checkpoint and checkpoint_every else None,
-            "checkpoint_every": int(checkpoint_every)}
+            "checkpoint_every": int(checkpoint_every),
+            "final_checkpoint": Path(final_checkpoint) if final_checkpoint else None,
+            "extend_from": [Path(p) for p in extend_from]}
     try:
         _train_and_eval(rec, arch, method, int(seed), cfg, resolve_provider(provider), data_root, progress, opts)
     except (KeyboardInterrupt, SystemExit):
@@ -265,8 +303,8 @@ def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg:
                     provider: Any, data_root: str | None, progress: bool,
                     opts: dict[str, Any] | None = None) -> None:
     """Fill ``rec`` in place (so a failure part-way still reports what was measured)."""
-    opts = opts or {"device": "cpu", "dtype": None, "channels_last": False, "checkpoint": None,
-                    "checkpoint_every": 0}
+    opts = {"device": "cpu", "dtype": None, "channels_last": False, "checkpoint": None, "checkpoint_every": 0,
+            "final_checkpoint": None, "extend_from": [], **(opts or {})}
     device, dtype, cl = opts["device"], opts["dtype"], opts["channels_last"]
     torch.use_deterministic_algorithms(True, warn_only=True)
     x_src, y_src = load_split(provider, cfg["source"], "train", cfg, limit=cfg["source_limit"], data_root=data_root)
@@ -294,6 +332,12 @@ def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg:
     curve, window, source_curve, start, elapsed = [], [], [], 0, 0.0
     ckpt, every = opts["checkpoint"], opts["checkpoint_every"]
     state = _load_checkpoint(ckpt, (arch, method, seed), cfg, rec["arch_digest"]) if ckpt else None
+    if state is None and opts["extend_from"]:
+        state, source = _latest_state(opts["extend_from"], (arch, method, seed), cfg, rec["arch_digest"])
+        if state is not None:
+            # Its loss curve was logged every iters/50 of the shorter run; the points keep their iterations.
+            rec["extended_from"] = {"checkpoint": str(source), "iter": int(state["iter"]),
+                                    "iters": int(state["config"]["iters"])}
     if state is not None:
         # Everything the remaining iterations depend on: weights, Adam moments, both generators, the
         # global RNG (dropout), the epoch's batch order and position, and the curves so far.
@@ -316,6 +360,19 @@ def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg:
         if was != (device, rec["amp"]):
             rec.setdefault("warnings", []).append(
                 f"iterations 1-{start} ran on {was[0]} (amp {was[1]}), the rest on {device} (amp {rec['amp']})")
+    def snapshot(done: int) -> dict[str, Any]:
+        """Everything the iterations after ``done`` depend on (see the resume above)."""
+        return {
+            "format": CHECKPOINT_FORMAT, "job": [arch, method, seed], "config": cfg, "iter": done,
+            "arch_digest": rec["arch_digest"], "device": device, "amp": rec["amp"],
+            "model": model.state_dict(), "opt": opt.state_dict(),
+            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+            "batch_gen": batch_gen.get_state(), "aug_gen": aug_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if device == "cuda" else None,
+            "order": order, "pos": pos, "curve": curve, "window": window, "source_curve": source_curve,
+            "train_time_s": time.perf_counter() - t0}
+
     t0 = time.perf_counter() - elapsed
     model.train()
     bar = tqdm(range(start, cfg["iters"]), desc=f"{arch}/{method}/s{seed}", leave=False, disable=not progress,
@@ -350,17 +407,11 @@ def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg:
                 source_curve.append([it + 1, round(evaluate(model, x_cur, y_cur), 5)])
             model.train()
         if ckpt is not None and every and (it + 1) % every == 0 and it + 1 < cfg["iters"]:
-            _try_checkpoint(ckpt, {
-                "format": CHECKPOINT_FORMAT, "job": [arch, method, seed], "config": cfg, "iter": it + 1,
-                "arch_digest": rec["arch_digest"], "device": device, "amp": rec["amp"],
-                "model": model.state_dict(), "opt": opt.state_dict(),
-                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                "batch_gen": batch_gen.get_state(), "aug_gen": aug_gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state() if device == "cuda" else None,
-                "order": order, "pos": pos, "curve": curve, "window": window, "source_curve": source_curve,
-                "train_time_s": time.perf_counter() - t0})
+            _try_checkpoint(ckpt, snapshot(it + 1))
     bar.close()
+    if opts["final_checkpoint"] is not None and start < cfg["iters"]:
+        # The state after the last iteration: a longer run of this protocol continues from it (--extend-from).
+        _try_checkpoint(opts["final_checkpoint"], snapshot(cfg["iters"]))
     rec["train_time_s"] = round(time.perf_counter() - t0, 3)
     rec["loss_curve"] = curve
     rec["final_loss"] = curve[-1][1] if curve else None
