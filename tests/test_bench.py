@@ -971,3 +971,12 @@ def test_cli_extend_from(tmp_path, monkeypatch):
     assert read_record(tmp_path / "b" / record_name("digitnet", "erm", 0))["extended_from"]["iter"] == 4
     res = runner.invoke(cli, base + ["--iters", "3", "--out", str(tmp_path / "c"), "--extend-from", str(tmp_path / "a")])
     assert res.exit_code == 2 and "--iters must be more than that" in res.output and "Traceback" not in res.output
+
+
+def test_an_extended_run_drops_the_learning_curve_point_the_shorter_run_took_off_the_grid(tmp_path):
+    kw = dict(methods="erm", curve_every=2, checkpoint_every=2)
+    (short,) = _sweep(tmp_path / "short", iters=3, **kw)
+    (scratch,) = _sweep(tmp_path / "scratch", iters=6, **kw)
+    (longer,) = _sweep(tmp_path / "longer", iters=6, extend_from=tmp_path / "short", **kw)
+    assert [i for i, _ in short["source_curve"]] == [2, 3] and longer["extended_from"]["iter"] == 3
+    assert longer["source_curve"] == scratch["source_curve"] and longer["accuracy"] == scratch["accuracy"]

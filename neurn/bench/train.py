@@ -335,9 +335,13 @@ def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg:
     if state is None and opts["extend_from"]:
         state, source = _latest_state(opts["extend_from"], (arch, method, seed), cfg, rec["arch_digest"])
         if state is not None:
-            # Its loss curve was logged every iters/50 of the shorter run; the points keep their iterations.
             rec["extended_from"] = {"checkpoint": str(source), "iter": int(state["iter"]),
                                     "iters": int(state["config"]["iters"])}
+            # A run evaluates its learning curve at its last iteration too: off the grid of this longer run,
+            # that point goes. (Its loss curve keeps the shorter run's grid of iters/50: the raw losses are gone.)
+            done, points = int(state["iter"]), state["source_curve"]
+            if curve_every and done % curve_every and points and points[-1][0] == done:
+                state["source_curve"] = points[:-1]
     if state is not None:
         # Everything the remaining iterations depend on: weights, Adam moments, both generators, the
         # global RNG (dropout), the epoch's batch order and position, and the curves so far.
