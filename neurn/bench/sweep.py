@@ -289,13 +289,14 @@ def _job_runner(job: Job, cfg: dict[str, Any], threads: int, provider: Any, data
                 progress: bool, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Top-level (picklable) job entry point used by every executor (``provider`` may be a module name).
 
-    ``options``: ``device``, ``amp``, ``channels_last``, ``checkpoint_dir``, ``checkpoint_every`` (not protocol).
+    ``options``: ``device``, ``amp``, ``channels_last``, ``checkpoint_every`` (not protocol), ``checkpoints_of``
+    (the sweep folder whose ``.ckpt`` holds the run's checkpoints; None: no checkpoints) and ``extend_from``.
     """
     options = dict(options or {})
-    ckpt_dir = options.pop("checkpoint_dir", None)
+    out = options.pop("checkpoints_of", None)
     extend_dir = options.pop("extend_from", None)
-    checkpoint = Path(ckpt_dir) / checkpoint_name(*job) if ckpt_dir else None
-    final = Path(ckpt_dir) / FINAL_DIR / checkpoint_name(*job) if ckpt_dir else None
+    checkpoint = checkpoint_path(out, job) if out else None
+    final = final_checkpoint_path(out, job) if out else None
     sources = extension_sources(extend_dir, job) if extend_dir else []
     return run_one(job.arch, job.method, job.seed, cfg, provider=provider, threads=threads,
                    data_root=data_root, progress=progress, checkpoint=checkpoint, final_checkpoint=final,
@@ -514,7 +515,7 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
         # Worker processes get the provider by module name (modules do not pickle); this process keeps the object.
         job_provider = local_provider if executor == "local" and workers <= 1 else portable_provider(local_provider)
         options = {"device": device, "amp": bool(amp), "channels_last": bool(channels_last),
-                   "checkpoint_dir": str(out / CHECKPOINT_DIR) if checkpoint_every else None,
+                   "checkpoints_of": str(out) if checkpoint_every else None,
                    "checkpoint_every": int(checkpoint_every),
                    "extend_from": str(source) if source is not None else None}
         new = []

@@ -188,7 +188,9 @@ def _load_checkpoint(path: Path, job: tuple[str, str, int], cfg: dict[str, Any],
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: the parent only reads "iter" to plan (--plan, --extend-from counts); the tensors stay on disk
+        # until a run copies them into its model, so asking where a run resumes costs no full read.
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         ok = (isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
               and tuple(state.get("job", ())) == tuple(job))
         if ok and extend:
