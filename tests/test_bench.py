@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -171,6 +172,48 @@ def test_non_finite_loss_marks_run_failed_and_sweep_continues(tmp_path):
     assert pending == []
     pending, _ = plan(["digitnet"], ["nan-test", "erm"], [0], tmp_path, retry_failed=True)
     assert [j.method for j in pending] == ["nan-test"]
+
+
+def test_a_loss_that_turns_non_finite_later_is_named_at_its_own_iteration(tmp_path):
+    # The loop reads its losses from the device in batches (every iters/50 steps); the first bad one is named.
+    calls = {"n": 0}
+
+    def late_nan_loss(model, x, y, gen, cfg):
+        calls["n"] += 1
+        loss = F.cross_entropy(model(x), y)
+        return loss * float("nan") if calls["n"] > 7 else loss
+
+    methods_mod.register_method("late-nan-test")(late_nan_loss)
+    try:
+        (rec,) = _sweep(tmp_path, methods="late-nan-test", iters=100)
+    finally:
+        methods_mod.METHODS.remove("late-nan-test")
+    assert rec["status"] == "failed" and rec["reason"] == "non-finite loss (nan) at iteration 7"
+    assert [it for it, _ in rec["loss_curve"]] == [2, 4, 6]  # the windows before the bad step
+
+
+def test_the_training_loop_waits_for_the_device_only_at_its_curve_points(tmp_path, monkeypatch):
+    # A per-step `.item()` (or a CPU -> GPU copy of the batch indices) makes a GPU finish each step before
+    # Python queues the next. Count the harness's reads (Adam's own reads of its CPU step counter do not
+    # wait for the GPU): one batch of losses per loss-curve point (iters/50 steps).
+    import sys
+
+    from neurn.bench import train as train_mod
+
+    reads = {"item": 0, "tolist": 0}
+    item, tolist = torch.Tensor.item, torch.Tensor.tolist
+
+    def counted(name, fn):
+        def wrapper(self, *a, **k):
+            reads[name] += sys._getframe(1).f_code.co_filename == train_mod.__file__
+            return fn(self, *a, **k)
+        return wrapper
+
+    monkeypatch.setattr(torch.Tensor, "item", counted("item", item))
+    monkeypatch.setattr(torch.Tensor, "tolist", counted("tolist", tolist))
+    (rec,) = _sweep(tmp_path, methods="erm", iters=100)
+    assert rec["status"] == "ok" and len(rec["loss_curve"]) == 50
+    assert reads == {"item": 0, "tolist": 50}
 
 
 def test_exception_in_a_run_is_recorded_not_raised(tmp_path):

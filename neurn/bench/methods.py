@@ -109,7 +109,8 @@ def random_conv(x: torch.Tensor, gen: torch.Generator, kernel_sizes: tuple[int, 
     w = random_conv_weight(x.shape[1], gen, kernel_sizes) if weight is None else weight
     k = w.shape[-1]
     z = (x - RANDCONV_MEAN) / RANDCONV_STD
-    out = F.conv2d(z, w.to(x.device, x.dtype), padding=k // 2)
+    # non_blocking: the copy of a small CPU tensor then does not wait for the GPU's queued work.
+    out = F.conv2d(z, w.to(x.device, x.dtype, non_blocking=True), padding=k // 2)
     return out * RANDCONV_STD + RANDCONV_MEAN
 
 

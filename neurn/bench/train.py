@@ -119,10 +119,10 @@ def train_eval_mismatch(final_loss: float | None, source_accuracy: float | None,
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy over every item (in order, no drop_last)."""
     model.eval()
-    correct = 0
+    correct = torch.zeros((), dtype=torch.long, device=y.device)  # counted on the device: one read at the end
     for i in range(0, len(y), batch_size):
-        correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-    return correct / max(1, len(y))
+        correct += (model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum()
+    return int(correct) / max(1, len(y))
 
 
 def resolve_device(device: str) -> str:
@@ -383,37 +383,52 @@ def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg:
     model.train()
     bar = tqdm(range(start, cfg["iters"]), desc=f"{arch}/{method}/s{seed}", leave=False, disable=not progress,
                file=sys.stderr, dynamic_ncols=True, initial=start, total=cfg["iters"])
+    # On a GPU, Python queues the next steps while the GPU works only if nothing waits for it: a `.item()` or
+    # a `.to(device)` of a CPU tensor waits for every queued kernel. So the batch order moves to the device
+    # once per epoch, and each step's loss stays there (`pending`) until the loss curve, the learning curve
+    # or a checkpoint reads it. The non-finite check reads them then too, naming the first bad iteration.
+    order_dev, pending = order.to(device), []
     for it in bar:
         if pos + bs > n:
             order, pos = torch.randperm(n, generator=batch_gen), 0
-        idx = order[pos:pos + bs].to(device)
+            order_dev = order.to(device)
+        idx = order_dev[pos:pos + bs]
         pos += bs
         with autocast():
             loss = m.loss(model, x_src[idx], y_src[idx], aug_gen, cfg)
-        loss_value = loss.detach().float().item()
-        if not math.isfinite(loss_value):
-            rec["status"], rec["reason"] = "failed", f"non-finite loss ({loss_value}) at iteration {it}"
+        pending.append(loss.detach().float())
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        done = it + 1
+        log_due = done % log_every == 0 or done == cfg["iters"]
+        curve_due = bool(curve_every) and (done % curve_every == 0 or done == cfg["iters"])
+        ckpt_due = ckpt is not None and bool(every) and done % every == 0 and done < cfg["iters"]
+        if not (log_due or curve_due or ckpt_due):
+            continue
+        values, pending = torch.stack(pending).tolist(), []
+        bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+        if bad is not None:
+            rec["status"], rec["reason"] = ("failed", f"non-finite loss ({values[bad]}) at iteration "
+                                                      f"{done - len(values) + bad}")
             rec["train_time_s"] = round(time.perf_counter() - t0, 3)
             rec["loss_curve"] = curve
             if curve_every:
                 rec["source_curve"] = source_curve
             bar.close()
             return
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        window.append(loss_value)
-        if (it + 1) % log_every == 0 or it + 1 == cfg["iters"]:
-            curve.append([it + 1, round(sum(window) / len(window), 5)])
+        window.extend(values)
+        if log_due:
+            curve.append([done, round(sum(window) / len(window), 5)])
             bar.set_postfix(loss=f"{curve[-1][1]:.3f}")
             window = []
-        if curve_every and ((it + 1) % curve_every == 0 or it + 1 == cfg["iters"]):
+        if curve_due:
             with autocast():
-                source_curve.append([it + 1, round(evaluate(model, x_cur, y_cur), 5)])
+                source_curve.append([done, round(evaluate(model, x_cur, y_cur), 5)])
             model.train()
-        if ckpt is not None and every and (it + 1) % every == 0 and it + 1 < cfg["iters"]:
-            _try_checkpoint(ckpt, snapshot(it + 1))
+        if ckpt_due:
+            _try_checkpoint(ckpt, snapshot(done))
     bar.close()
     if opts["final_checkpoint"] is not None and start < cfg["iters"]:
         # The state after the last iteration: a longer run of this protocol continues from it (--extend-from).
