@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/bench_train.py [--archs digitnet,mnasnet1_0,vit_p4] [--methods erm,neurn,randconv]
            [--threads 1,2] [--iters 40] [--warmup 5] [--repeats 2] [--no-variants] [--json [PATH]]
+           [--device cpu|cuda] [--amp]
 
 Every (arch, method, threads) configuration runs in a fresh subprocess (so a thread pool set up for one
 measurement never leaks into the next). Inside it, on the same model (same seed), the same in-memory
@@ -23,6 +24,14 @@ Unless ``--no-variants``, digitnet/erm at each thread count also gets two bare-l
 ``channels_last`` (model and batches in NHWC) and ``bf16`` (``torch.autocast('cpu', torch.bfloat16)``),
 reported as a speed ratio to the fp32 bare loop together with the mean loss of the last iterations (a
 sanity check, not an accuracy claim). Nothing here changes the package's defaults.
+
+``--device cuda`` measures the same on one GPU (issue #12 item 1: per-iteration GPU time per arch): data
+and model live on the GPU, the clock stops after ``torch.cuda.synchronize()``, and every arch's erm/neurn
+configuration gets the variants, plus ``cuda_graph``: the whole fp32 step (forward, backward, Adam with
+``capturable=True``) captured once as a CUDA graph and replayed, the batch copied into its static input
+each step. That removes Python's per-kernel launch cost, which bounds small nets on a GPU. A variant
+that fails (e.g. a net that cannot be captured) is reported with its error instead of a rate. ``--amp``
+runs the harness with the sweep's autocast (bf16) and the bare loop under the same autocast.
 """
 from __future__ import annotations
 
@@ -71,39 +80,94 @@ class BenchDomains:
         return x.clamp(0, 1), y
 
 
-def _bare_loop(model: Any, opt: Any, loss_fn: Any, x: Any, y: Any, iters: int, seed: int,
-               channels_last: bool = False, bf16: bool = False) -> tuple[float, float]:
-    """Run ``iters`` plain training steps; returns (seconds, mean loss of the last quarter of the steps)."""
+def _batches(n: int, bs: int, seed: int, device: Any) -> Any:
+    """Endless batch indices, the harness's order (a seeded permutation per epoch), on ``device`` (one copy
+    per epoch: a per-step copy would make a GPU finish each step before the next is queued)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(n, generator=gen).to(device)
+        for pos in range(0, n - bs + 1, bs):
+            yield order[pos:pos + bs]
+
+
+def _stop_clock(t0: float, device: Any) -> float:
+    """Seconds since ``t0`` once the device has finished the queued work."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0
+
+
+def _bare_loop(model: Any, opt: Any, loss_fn: Any, x: Any, y: Any, iters: int, seed: int,
+               channels_last: bool = False, bf16: bool = False) -> tuple[float, float]:
+    """Run ``iters`` plain training steps on the device of ``x``; returns (seconds, mean loss of the last
+    quarter of the steps)."""
+    import torch
+
     aug_gen = torch.Generator().manual_seed(1_000_003 + seed)
-    n, bs = len(y), 32
-    order, pos = torch.randperm(n, generator=gen), 0
+    batches = _batches(len(y), 32, seed, x.device)
     tail: list[Any] = []
     model.train()
     t0 = time.perf_counter()
     for it in range(iters):
-        if pos + bs > n:
-            order, pos = torch.randperm(n, generator=gen), 0
-        idx = order[pos:pos + bs]
-        pos += bs
+        idx = next(batches)
         xb = x[idx]
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = loss_fn(model, xb, y[idx], aug_gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if it >= iters - max(1, iters // 4):
             tail.append(loss.detach())
-    seconds = time.perf_counter() - t0
+    seconds = _stop_clock(t0, x.device)
+    return seconds, float(torch.stack(tail).float().mean())
+
+
+def _graph_loop(model: Any, lr: float, loss_fn: Any, x: Any, y: Any, iters: int, seed: int) -> tuple[float, float]:
+    """``_bare_loop`` with the whole step captured as one CUDA graph (PyTorch's whole-network capture recipe:
+    warm-up on a side stream, Adam with ``capturable=True``, static input tensors); same return value."""
+    import torch
+
+    aug_gen = torch.Generator().manual_seed(1_000_003 + seed)
+    batches = _batches(len(y), 32, seed, x.device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, capturable=True)
+    idx = next(batches)
+    static_x, static_y = x[idx].clone(), y[idx].clone()
+    model.train()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up steps: allocator and lazy init must not happen during capture
+        for _ in range(3):
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model, static_x, static_y, aug_gen).backward()
+            opt.step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        static_loss = loss_fn(model, static_x, static_y, aug_gen)
+        static_loss.backward()
+        opt.step()
+    tail: list[Any] = []
+    t0 = time.perf_counter()
+    for it in range(iters):
+        idx = next(batches)
+        static_x.copy_(x[idx])
+        static_y.copy_(y[idx])
+        graph.replay()
+        if it >= iters - max(1, iters // 4):
+            tail.append(static_loss.detach().clone())
+    seconds = _stop_clock(t0, x.device)
     return seconds, float(torch.stack(tail).float().mean())
 
 
 def worker(arch: str, method: str, threads: int, iters: int, warmup: int, repeats: int,
-           variants: bool) -> dict[str, Any]:
+           variants: bool, device: str = "cpu", amp: bool = False) -> dict[str, Any]:
     """One configuration, measured in this process (``threads`` must be set before torch does any work)."""
     import torch
     import torch.nn.functional as F
@@ -119,6 +183,8 @@ def worker(arch: str, method: str, threads: int, iters: int, warmup: int, repeat
     cfg = default_protocol(iters=iters, targets=[])
     warm_cfg = dict(cfg, iters=warmup)
     x, y = load_split(provider, cfg["source"], "train", cfg, limit=cfg["source_limit"])
+    dev = torch.device(device)
+    x, y = x.to(dev), y.to(dev)
     m = get_method(method)
     if method in CE_METHODS:
         def loss_fn(model: Any, xb: Any, yb: Any, gen: Any) -> Any:
@@ -127,47 +193,67 @@ def worker(arch: str, method: str, threads: int, iters: int, warmup: int, repeat
         def loss_fn(model: Any, xb: Any, yb: Any, gen: Any) -> Any:
             return m.loss(model, xb, yb, gen, cfg)
 
-    def fresh(channels_last: bool = False) -> tuple[Any, Any]:
+    def fresh(channels_last: bool = False) -> Any:
         torch.manual_seed(seed)  # the harness's initial weights
-        model = m.wrap(create_arch(arch, cfg["num_classes"], cfg["channels"]))
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        return model, torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+        model = m.wrap(create_arch(arch, cfg["num_classes"], cfg["channels"])).to(dev)
+        return model.to(memory_format=torch.channels_last) if channels_last else model
 
     def harness(c: dict[str, Any]) -> float:
-        rec = run_one(arch, method, seed, c, provider=provider, progress=False)
+        rec = run_one(arch, method, seed, c, provider=provider, progress=False, device=device, amp=amp)
         if rec["status"] != "ok":
             raise RuntimeError(f"{arch}/{method}: {rec['reason']}")
         return float(rec["train_time_s"])
 
-    def bare(n: int, **kw: bool) -> tuple[float, float]:
-        model, opt = fresh(kw.get("channels_last", False))
+    def bare(n: int, graph: bool = False, **kw: bool) -> tuple[float, float]:
+        model = fresh(kw.get("channels_last", False))
+        if graph:
+            return _graph_loop(model, cfg["lr"], loss_fn, x, y, n, seed)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
         return _bare_loop(model, opt, loss_fn, x, y, n, seed, **kw)
 
     # Warm-up: allocator, oneDNN primitive caches, lazy imports. run_one also switches on
     # deterministic algorithms for the process, so the bare loop runs under the same setting.
     harness(warm_cfg)
-    bare(warmup)
+    bare(warmup, bf16=amp)
     h_times, b_times = [], []
     for _ in range(repeats):
         h_times.append(harness(cfg))
-        b_times.append(bare(iters)[0])
+        b_times.append(bare(iters, bf16=amp)[0])
     out: dict[str, Any] = {
-        "arch": arch, "method": method, "threads": torch.get_num_threads(), "iters": iters,
+        "arch": arch, "method": method, "threads": torch.get_num_threads(), "iters": iters, "device": device,
+        "amp": amp,
         "harness_its": iters / min(h_times), "bare_its": iters / min(b_times),
         "harness_times_s": [round(t, 3) for t in h_times], "bare_times_s": [round(t, 3) for t in b_times],
     }
     out["overhead_pct"] = (out["bare_its"] / out["harness_its"] - 1.0) * 100.0
     if variants:
-        bare(warmup, channels_last=True)
-        bare(warmup, bf16=True)
+        kinds: dict[str, dict[str, bool]] = {"fp32": {}, "channels_last": {"channels_last": True}, "bf16": {"bf16": True}}
+        if device == "cuda":
+            kinds["cuda_graph"] = {"graph": True}
+        errors: dict[str, str] = {}
+        for name, kw in kinds.items():
+            if kw:
+                try:
+                    bare(warmup, **kw)
+                except Exception as exc:  # one variant a net cannot run is a finding, not a failed benchmark
+                    errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
         best: dict[str, tuple[float, float]] = {}
         for _ in range(repeats):  # interleaved, best of repeats, as above
-            for name, kw in (("fp32", {}), ("channels_last", {"channels_last": True}), ("bf16", {"bf16": True})):
-                t, loss = bare(iters, **kw)
+            for name, kw in kinds.items():
+                if name in errors:
+                    continue
+                try:
+                    t, loss = bare(iters, **kw)
+                except Exception as exc:
+                    if not kw:  # the fp32 reference itself: the configuration failed
+                        raise
+                    errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+                    best.pop(name, None)
+                    continue
                 if name not in best or t < best[name][0]:
                     best[name] = (t, loss)
         out["variants"] = {name: {"its": iters / t, "tail_loss": round(loss, 4)} for name, (t, loss) in best.items()}
+        out["variants"].update({name: {"error": e} for name, e in errors.items()})
     return out
 
 
@@ -176,7 +262,8 @@ def run_config(arch: str, method: str, threads: int, args: argparse.Namespace, v
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     cmd = [sys.executable, os.path.abspath(__file__), "--worker",
            json.dumps({"arch": arch, "method": method, "threads": threads, "iters": args.iters,
-                       "warmup": args.warmup, "repeats": args.repeats, "variants": variants})]
+                       "warmup": args.warmup, "repeats": args.repeats, "variants": variants,
+                       "device": args.device, "amp": args.amp})]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}, no output"])[-1]
@@ -201,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", nargs="?", const="-", metavar="PATH",
                     help="print one JSON document instead of the table; with PATH, write it there and "
                          "print the table too")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="where to train (cuda: every erm/neurn arch also gets the variants, cuda_graph included)")
+    ap.add_argument("--amp", action="store_true", help="CUDA only: autocast bf16 in the harness and the bare loop")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -220,6 +310,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--threads must be comma-separated integers, got {args.threads!r}")
     if args.iters < 1 or args.warmup < 1 or args.repeats < 1 or not threads or min(threads) < 1:
         ap.error("--iters, --warmup, --repeats and every --threads value must be >= 1")
+    if args.amp and args.device != "cuda":
+        ap.error("--amp needs --device cuda (the harness uses autocast on CUDA only)")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            ap.error("--device cuda: no CUDA GPU is available here (torch.cuda.is_available() is False); "
+                     "use --device cpu")
     from neurn.bench.archs import get_arch
     from neurn.bench.methods import get_method
     from neurn.errors import UnknownName
@@ -238,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     for a in archs:
         for m in methods:
             for t in threads:
-                r = run_config(a, m, t, args, variants=not args.no_variants and a == "digitnet" and m == "erm")
+                # On a GPU the answer is per arch (launch-bound small nets), so every erm/neurn config gets them.
+                wanted = m == "erm" and a == "digitnet" or args.device == "cuda" and m in CE_METHODS
+                r = run_config(a, m, t, args, variants=not args.no_variants and wanted)
                 rows.append(r)
                 if "variants" in r:
                     variants.append(r)
@@ -256,7 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write(args.json, json.dumps(result, indent=1) + "\n")
     import torch
 
-    print(f"torch {torch.__version__}, {result['machine']}; iters={args.iters} warmup={args.warmup} "
+    gpu = f", {torch.cuda.get_device_name()}" if args.device == "cuda" else ""
+    print(f"torch {torch.__version__}, {result['machine']}{gpu}, device {args.device}"
+          f"{' (amp bf16)' if args.amp else ''}; iters={args.iters} warmup={args.warmup} "
           f"repeats={args.repeats} (best of, interleaved); load average before "
           f"{' '.join(f'{v:.2f}' for v in load_before)}, after {' '.join(f'{v:.2f}' for v in load_after)}; "
           f"total {result['wall_s']} s")
@@ -271,17 +373,24 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['overhead_pct']:+.1f} | {sp} |")
     if variants:
         print()
-        print("digitnet / erm, bare loop variants (speed relative to fp32 at the same thread count; "
-              "tail loss = mean loss of the last quarter of the timed iterations):")
+        print("Bare loop variants (speed relative to fp32 at the same thread count; tail loss = mean loss of "
+              "the last quarter of the timed iterations):")
         print()
-        print("| threads | fp32 it/s | channels_last it/s (x) | bf16 autocast it/s (x) | tail loss fp32 / cl / bf16 |")
-        print("|---:|---:|---:|---:|---|")
+        names = list(variants[0]["variants"])
+        others = [n for n in names if n != "fp32"]
+        print("| arch | method | threads | fp32 it/s | " + " | ".join(f"{n} it/s (x)" for n in others)
+              + " | tail loss " + " / ".join(names) + " |")
+        print("|---|---|---:|---:|" + "---:|" * len(others) + "---|")
         for r in variants:
-            v = r["variants"]
-            f, c, b = v["fp32"], v["channels_last"], v["bf16"]
-            print(f"| {r['threads']} | {f['its']:.1f} | {c['its']:.1f} ({c['its'] / f['its']:.2f}) | "
-                  f"{b['its']:.1f} ({b['its'] / f['its']:.2f}) | "
-                  f"{f['tail_loss']:.3f} / {c['tail_loss']:.3f} / {b['tail_loss']:.3f} |")
+            v, base = r["variants"], r["variants"]["fp32"]["its"]
+            cells = [f"{v[n]['its']:.1f} ({v[n]['its'] / base:.2f})" if "its" in v[n] else "failed" for n in others]
+            losses = " / ".join(f"{v[n]['tail_loss']:.3f}" if "its" in v[n] else "-" for n in names)
+            print(f"| {r['arch']} | {r['method']} | {r['threads']} | {base:.1f} | " + " | ".join(cells)
+                  + f" | {losses} |")
+        for r in variants:
+            for n, v in r["variants"].items():
+                if "error" in v:
+                    print(f"- {r['arch']}/{r['method']}/{r['threads']}t {n} failed: {v['error']}")
     return 0
 
 

@@ -20,9 +20,10 @@ def test_bench_train_reports_harness_and_bare_rates_per_config(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| digitnet | erm | 1 |" in proc.stdout and "load average" in proc.stdout
     assert "channels_last" in proc.stdout  # digitnet/erm also gets the layout/precision variants
+    assert "| digitnet | erm | 1 |" in proc.stdout.split("Bare loop variants")[1]
     res = json.loads(out.read_text())
     (row,) = res["rows"]
-    assert row["threads"] == 1 and row["iters"] == 2
+    assert row["threads"] == 1 and row["iters"] == 2 and row["device"] == "cpu" and row["amp"] is False
     assert row["harness_its"] > 0 and row["bare_its"] > 0
     assert set(row["variants"]) == {"fp32", "channels_last", "bf16"}
     assert len(res["loadavg_before"]) == 3
@@ -32,3 +33,14 @@ def test_bench_train_rejects_unknown_names_before_measuring():
     proc = _run("--archs", "digitnet,nosuchnet", "--json")
     assert proc.returncode == 2
     assert "nosuchnet" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_train_refuses_cuda_options_it_cannot_honour():
+    proc = _run("--archs", "digitnet", "--amp")
+    assert proc.returncode == 2 and "--amp needs --device cuda" in proc.stderr
+    import torch
+
+    if not torch.cuda.is_available():
+        proc = _run("--archs", "digitnet", "--device", "cuda")
+        assert proc.returncode == 2 and "no CUDA GPU is available here" in proc.stderr
+        assert "Traceback" not in proc.stderr
