@@ -184,6 +184,19 @@ PRESETS: dict[str, dict[str, Any]] = {
                      "workers": 2, "threads": 1, "checkpoint_every": 250},
         "pairs_first": ["erm", "neurn"],
     },
+    # mnasnet1_0 (NAS proper) was still learning at 6,000 iterations in cpu-long: ERM's source accuracy rose
+    # +2.5 points over the last quarter (seeds at 89-90 % on the curve). Those runs kept no final state, so
+    # this starts over at twice the length; `--plan` estimates 1.4 h per erm/neurn run here and 3.2 h per RandConv run. If ERM
+    # still rises at 12,000, `--extend-from results/cpu-mnasnet-i12000` continues it instead of starting over.
+    "cpu-mnasnet": {
+        "description": "mnasnet1_0 x the 4 methods x seeds 0,1,2 at 12,000 iterations, full test splits, CPU, "
+                       "1 thread per worker, erm/neurn pairs first, learning curve every 500",
+        "fixed": {"archs": ["mnasnet1_0"], "methods": ALL_METHODS, "seeds": [0, 1, 2], "iters": 12_000,
+                  "eval_limit": None, "curve_every": 500},
+        "defaults": {"out": "results/cpu-mnasnet-i12000", "device": "cpu", "amp": False, "channels_last": False,
+                     "workers": 2, "threads": 1, "checkpoint_every": 250},
+        "pairs_first": ["erm", "neurn"],
+    },
 }
 
 
