@@ -186,8 +186,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # mnasnet1_0 (NAS proper) was still learning at 6,000 iterations in cpu-long: ERM's source accuracy rose
     # +2.5 points over the last quarter (seeds at 89-90 % on the curve). Those runs kept no final state, so
-    # this starts over at twice the length; `--plan` estimates 1.4 h per erm/neurn run here and 3.2 h per RandConv run. If ERM
-    # still rises at 12,000, `--extend-from results/cpu-mnasnet-i12000` continues it instead of starting over.
+    # this starts over at twice the length; `--plan` estimates 1.4 h per erm/neurn run here and 3.2 h per
+    # RandConv run. If ERM still rises at 12,000, `--extend-from results/cpu-mnasnet-i12000` continues it
+    # instead of starting over.
     "cpu-mnasnet": {
         "description": "mnasnet1_0 x the 4 methods x seeds 0,1,2 at 12,000 iterations, full test splits, CPU, "
                        "1 thread per worker, erm/neurn pairs first, learning curve every 500",
