@@ -2,13 +2,17 @@
 # The GPU reference sweep (issue #12): `neurn bench --preset reference-gpu` on one CUDA GPU, within a budget.
 #
 #   SWEEP_BUDGET_S=480 benchmarks/gpu_sweep.sh [extra neurn bench options, e.g. --workers 12]
+#   (SWEEP_WORK: the results folder; SWEEP_GRACE_S: seconds from SIGTERM to SIGKILL, 15; SWEEP_PYTHON: the
+#   interpreter, .venv/bin/python when there is one)
 #
 # The sweep runs in results/ref-gpu-i10000 of this working tree (records + .ckpt checkpoints). It is
 # resumable: every record is written as its run ends and a rerun skips the recorded runs.
 #
-# On the device machine ($OUT set), only the small JSON records, config.json, table.md and the log are copied
-# to $OUT/ref-gpu-i10000 at the end -- never the checkpoints (tens of MB per run, they made the return
-# folder unreadable once). Copy them back into results/ref-gpu-i10000 and commit them after each call.
+# On the device machine ($OUT set), the small JSON records, config.json, table.md and the log are packed into
+# ONE archive, $OUT/ref-gpu-i10000.tar.gz (the device returns at most 8 files: copied one by one, the first
+# call lost a record to that limit), with table.md and sweep.log beside it to read at once. Never the
+# checkpoints (tens of MB per run, they made the return folder unreadable once). Unpack the archive into
+# results/ref-gpu-i10000 (`tar -xzf .../ref-gpu-i10000.tar.gz -C results/ref-gpu-i10000`) and commit.
 #
 # Why a process group and our own clock: the sweep spawns worker processes; a plain `timeout` around this
 # script once left workers alive holding the output pipe, the device call ran into its hard limit and
@@ -19,11 +23,13 @@ cd "$(dirname "$0")/.."
 
 WORK="${SWEEP_WORK:-results/ref-gpu-i10000}"
 BUDGET="${SWEEP_BUDGET_S:-480}"
+GRACE="${SWEEP_GRACE_S:-15}"  # seconds between SIGTERM and SIGKILL
 mkdir -p "$WORK"
 LOG="$WORK/sweep.log"
 
 PY=python
 [[ -x .venv/bin/python ]] && PY=.venv/bin/python
+PY="${SWEEP_PYTHON:-$PY}"
 # Deterministic cuBLAS (the runs call torch.use_deterministic_algorithms) without a warning per process.
 export CUBLAS_WORKSPACE_CONFIG="${CUBLAS_WORKSPACE_CONFIG:-:4096:8}"
 
@@ -35,7 +41,7 @@ while kill -0 "$leader" 2>/dev/null; do
     if (( $(date +%s) - start >= BUDGET )); then
         echo "gpu_sweep: budget of ${BUDGET} s reached; stopping the sweep (finished records are kept)" >&2
         kill -TERM -- "-$leader" 2>/dev/null
-        sleep 15
+        sleep "$GRACE"
         kill -KILL -- "-$leader" 2>/dev/null
         status=124
         break
@@ -55,8 +61,11 @@ if (( runs > 0 )) && table=$("$PY" -m neurn.cli table "$WORK" 2>/dev/null); then
 fi
 echo "gpu_sweep: $runs run(s) recorded in $WORK after $(( $(date +%s) - start )) s (status $status)"
 if [[ -n "${OUT:-}" ]]; then
-    mkdir -p "$OUT/ref-gpu-i10000"
-    find "$WORK" -maxdepth 1 -type f \( -name '*.json' -o -name '*.md' -o -name '*.log' \) \
-        -exec cp {} "$OUT/ref-gpu-i10000/" \;
+    mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"  # absolute: the archive is written from inside $WORK
+    # README.md stays out: it travelled from the checkout, and unpacking must not overwrite local edits.
+    (cd "$WORK" && find . -maxdepth 1 -type f \( -name '*.json' -o -name 'table.md' -o -name 'sweep.log' \) \
+        -print0 | tar --null -czf "$OUT/ref-gpu-i10000.tar.gz" -T -)
+    for f in table.md sweep.log; do [[ -f "$WORK/$f" ]] && cp "$WORK/$f" "$OUT/"; done
+    echo "gpu_sweep: packed $runs record(s) into \$OUT/ref-gpu-i10000.tar.gz"
 fi
 exit "$status"
