@@ -260,6 +260,8 @@ def worker(arch: str, method: str, threads: int, iters: int, warmup: int, repeat
 def run_config(arch: str, method: str, threads: int, args: argparse.Namespace, variants: bool) -> dict[str, Any]:
     """Measure one configuration in a fresh Python process and return its result dict."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    # As gpu_sweep.sh: deterministic cuBLAS (run_one turns on deterministic algorithms) without a warning per call.
+    env.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     cmd = [sys.executable, os.path.abspath(__file__), "--worker",
            json.dumps({"arch": arch, "method": method, "threads": threads, "iters": args.iters,
                        "warmup": args.warmup, "repeats": args.repeats, "variants": variants,
