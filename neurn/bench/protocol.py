@@ -117,6 +117,22 @@ ABLATION_METHODS = list(ABLATION_VARIANTS)
 # by hand; its inverted-residual block is the MnasNet search space's) and regnetx_002 (a RegNet design-space net).
 # cpu-converge took mobilenet_v2 as the cheapest of them with that block; cpu-long takes mnasnet1_0, the cheapest
 # net that was itself found by a search.
+def _cpu_preset(description: str, archs: list[str], methods: list[str], iters: int, curve_every: int, out: str,
+                pairs_first: bool = True) -> dict[str, Any]:
+    """A CPU sweep preset: seeds 0-2, full test splits, 2 single-thread workers, a checkpoint every 250
+    iterations; with ``pairs_first``, whole erm/neurn pairs before the dearer RandConv runs."""
+    spec: dict[str, Any] = {
+        "description": description,
+        "fixed": {"archs": archs, "methods": methods, "seeds": [0, 1, 2], "iters": iters, "eval_limit": None,
+                  "curve_every": curve_every},
+        "defaults": {"out": out, "device": "cpu", "amp": False, "channels_last": False, "workers": 2, "threads": 1,
+                     "checkpoint_every": 250},
+    }
+    if pairs_first:
+        spec["pairs_first"] = ["erm", "neurn"]
+    return spec
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "description": "a one-minute smoke run, not a result (same as --quick)",
@@ -137,22 +153,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         # so a time-out still leaves whole erm/neurn pairs (the paper's claim) before any RandConv run.
         "pairs_first": ["erm", "neurn"],
     },
-    "ablation": {
-        "description": "NeuRN window 3/5/7 x padding zeros/reflect on digitnet x seeds 0,1,2 at 2,000 iterations "
-                       "(the cpu-converge protocol), full test splits, CPU, 1 thread per worker",
-        "fixed": {"archs": ["digitnet"], "methods": ABLATION_METHODS, "seeds": [0, 1, 2],
-                  "iters": 2_000, "eval_limit": None, "curve_every": 200},
-        "defaults": {"out": "results/ablation-neurn-i2000", "device": "cpu", "amp": False, "channels_last": False,
-                     "workers": 2, "threads": 1, "checkpoint_every": 250},
-    },
-    "cpu-converge": {
-        "description": "digitnet, mobilenet_v2 and vit_p4 x the 4 methods x seeds 0,1,2 at 2,000 iterations, "
-                       "full test splits, CPU, 1 thread per worker, checkpoints every 250, learning curve every 200",
-        "fixed": {"archs": ["digitnet", "mobilenet_v2", "vit_p4"], "methods": ALL_METHODS, "seeds": [0, 1, 2],
-                  "iters": 2_000, "eval_limit": None, "curve_every": 200},
-        "defaults": {"out": "results/cpu-converge-i2000", "device": "cpu", "amp": False, "channels_last": False,
-                     "workers": 2, "threads": 1, "checkpoint_every": 250},
-    },
+    "ablation": _cpu_preset(
+        "NeuRN window 3/5/7 x padding zeros/reflect on digitnet x seeds 0,1,2 at 2,000 iterations "
+        "(the cpu-converge protocol), full test splits, CPU, 1 thread per worker",
+        ["digitnet"], ABLATION_METHODS, 2_000, 200, "results/ablation-neurn-i2000", pairs_first=False),
+    "cpu-converge": _cpu_preset(
+        "digitnet, mobilenet_v2 and vit_p4 x the 4 methods x seeds 0,1,2 at 2,000 iterations, "
+        "full test splits, CPU, 1 thread per worker, checkpoints every 250, learning curve every 200",
+        ["digitnet", "mobilenet_v2", "vit_p4"], ALL_METHODS, 2_000, 200, "results/cpu-converge-i2000",
+        pairs_first=False),
     # mobilenet_v2 and vit_p4 are still learning at 2,000 iterations of the cpu-converge protocol (ERM source
     # accuracy 88-89 % and rising 1-4 points over the last 400 iterations; digitnet is flat at 98 % from 1,600 on), so
     # the verdict for NAS-derived nets and ViTs needs longer runs. 6,000 iterations is where extrapolating their
@@ -160,44 +169,29 @@ PRESETS: dict[str, dict[str, Any]] = {
     # whether it got there (`neurn table --by-family` reports the rise over the last quarter). The NAS-derived net
     # is mnasnet1_0, found by architecture search (MnasNet), rather than the cheaper mobilenet_v2, which was
     # designed by hand (only its block is the MnasNet search space's): 461 against 363 ms per iteration.
-    "cpu-long": {
-        "description": "vit_p4 and mnasnet1_0 x the 4 methods x seeds 0,1,2 at 6,000 iterations, full test "
-                       "splits, CPU, 1 thread per worker, erm/neurn pairs first, learning curve every 500",
-        "fixed": {"archs": ["vit_p4", "mnasnet1_0"], "methods": ALL_METHODS, "seeds": [0, 1, 2],
-                  "iters": 6_000, "eval_limit": None, "curve_every": 500},
-        "defaults": {"out": "results/cpu-long-i6000", "device": "cpu", "amp": False, "channels_last": False,
-                     "workers": 2, "threads": 1, "checkpoint_every": 250},
-        # Whole erm/neurn pairs (the paper's claim) for every seed before the three-times-dearer RandConv runs.
-        "pairs_first": ["erm", "neurn"],
-    },
+    # Whole erm/neurn pairs (the paper's claim) for every seed before the three-times-dearer RandConv runs.
+    "cpu-long": _cpu_preset(
+        "vit_p4 and mnasnet1_0 x the 4 methods x seeds 0,1,2 at 6,000 iterations, full test "
+        "splits, CPU, 1 thread per worker, erm/neurn pairs first, learning curve every 500",
+        ["vit_p4", "mnasnet1_0"], ALL_METHODS, 6_000, 500, "results/cpu-long-i6000"),
     # regnetx_002 (RegNetX-200MF: a net found by searching a design space, the cheapest of the "nas" family on CPU
     # at 194 ms per iteration) learns far faster under this protocol than mnasnet1_0: ERM on the first 1,000 MNIST
     # test images, seed 0, reached 65.5 / 86.4 / 93.2 / 93.8 / 94.8 % at 500 / 1,000 / 1,500 / 2,000 / 2,500
     # iterations, where mnasnet1_0 had 47.2 / 66.3 / 74.6 / 78.7 / 79.8 %. 4,000 iterations is where that curve
     # should be flat; `--extend-from` continues the runs if the learning curves say it is not.
-    "cpu-regnet": {
-        "description": "regnetx_002 x the 4 methods x seeds 0,1,2 at 4,000 iterations, full test splits, CPU, "
-                       "1 thread per worker, erm/neurn pairs first, learning curve every 250",
-        "fixed": {"archs": ["regnetx_002"], "methods": ALL_METHODS, "seeds": [0, 1, 2], "iters": 4_000,
-                  "eval_limit": None, "curve_every": 250},
-        "defaults": {"out": "results/cpu-regnet-i4000", "device": "cpu", "amp": False, "channels_last": False,
-                     "workers": 2, "threads": 1, "checkpoint_every": 250},
-        "pairs_first": ["erm", "neurn"],
-    },
+    "cpu-regnet": _cpu_preset(
+        "regnetx_002 x the 4 methods x seeds 0,1,2 at 4,000 iterations, full test splits, CPU, "
+        "1 thread per worker, erm/neurn pairs first, learning curve every 250",
+        ["regnetx_002"], ALL_METHODS, 4_000, 250, "results/cpu-regnet-i4000"),
     # mnasnet1_0 (NAS proper) was still learning at 6,000 iterations in cpu-long: ERM's source accuracy rose
     # +2.5 points over the last quarter (seeds at 89-90 % on the curve). Those runs kept no final state, so
     # this starts over at twice the length; `--plan` estimates 1.4 h per erm/neurn run here and 3.2 h per
     # RandConv run. If ERM still rises at 12,000, `--extend-from results/cpu-mnasnet-i12000` continues it
     # instead of starting over.
-    "cpu-mnasnet": {
-        "description": "mnasnet1_0 x the 4 methods x seeds 0,1,2 at 12,000 iterations, full test splits, CPU, "
-                       "1 thread per worker, erm/neurn pairs first, learning curve every 500",
-        "fixed": {"archs": ["mnasnet1_0"], "methods": ALL_METHODS, "seeds": [0, 1, 2], "iters": 12_000,
-                  "eval_limit": None, "curve_every": 500},
-        "defaults": {"out": "results/cpu-mnasnet-i12000", "device": "cpu", "amp": False, "channels_last": False,
-                     "workers": 2, "threads": 1, "checkpoint_every": 250},
-        "pairs_first": ["erm", "neurn"],
-    },
+    "cpu-mnasnet": _cpu_preset(
+        "mnasnet1_0 x the 4 methods x seeds 0,1,2 at 12,000 iterations, full test splits, CPU, "
+        "1 thread per worker, erm/neurn pairs first, learning curve every 500",
+        ["mnasnet1_0"], ALL_METHODS, 12_000, 500, "results/cpu-mnasnet-i12000"),
 }
 
 
