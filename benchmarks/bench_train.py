@@ -231,27 +231,29 @@ def worker(arch: str, method: str, threads: int, iters: int, warmup: int, repeat
         if device == "cuda":
             kinds["cuda_graph"] = {"graph": True}
         errors: dict[str, str] = {}
+        best: dict[str, tuple[float, float]] = {}
+
+        def attempt(name: str, n: int, kw: dict[str, bool]) -> tuple[float, float] | None:
+            """``bare(n, **kw)``; None once the variant fails (its error kept): a variant a net cannot run is a
+            finding, not a failed benchmark, but a failing fp32 reference fails the configuration."""
+            try:
+                return bare(n, **kw)
+            except Exception as exc:
+                if not kw:
+                    raise
+                text = str(exc).splitlines()[0] if str(exc) else ""
+                errors[name] = f"{type(exc).__name__}: {text}"[:200]
+                best.pop(name, None)
+                return None
+
         for name, kw in kinds.items():
             if kw:
-                try:
-                    bare(warmup, **kw)
-                except Exception as exc:  # one variant a net cannot run is a finding, not a failed benchmark
-                    errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
-        best: dict[str, tuple[float, float]] = {}
+                attempt(name, warmup, kw)
         for _ in range(repeats):  # interleaved, best of repeats, as above
             for name, kw in kinds.items():
-                if name in errors:
-                    continue
-                try:
-                    t, loss = bare(iters, **kw)
-                except Exception as exc:
-                    if not kw:  # the fp32 reference itself: the configuration failed
-                        raise
-                    errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
-                    best.pop(name, None)
-                    continue
-                if name not in best or t < best[name][0]:
-                    best[name] = (t, loss)
+                if name not in errors and (r := attempt(name, iters, kw)) is not None:
+                    if name not in best or r[0] < best[name][0]:
+                        best[name] = r
         out["variants"] = {name: {"its": iters / t, "tail_loss": round(loss, 4)} for name, (t, loss) in best.items()}
         out["variants"].update({name: {"error": e} for name, e in errors.items()})
     return out
