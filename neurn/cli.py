@@ -187,6 +187,10 @@ def _explicit(ctx: click.Context, name: str) -> bool:
               help=f"Save each run's state to OUT/.ckpt every N iterations; a killed run resumes from it "
                    f"(default: {DEFAULT_CHECKPOINT_EVERY}, or the preset's; 0: off); a finished run keeps its "
                    "last state in OUT/.ckpt/final for --extend-from. Not config: results are identical.")
+@click.option("--group", type=click.IntRange(min=1), default=None,
+              help="Train up to N runs of one arch as one batched model (erm with neurn, randconv with "
+                   "neurn+randconv; default: 1, each alone, or the preset's). Pays on a GPU; each record names its "
+                   "group. Not config.")
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address (with --executor dask).")
 @click.option("--retry-failed", is_flag=True, help="Rerun the runs recorded as failed.")
 @click.option("--plan", "dry_run", is_flag=True,
@@ -210,7 +214,7 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 def bench_cmd(ctx: click.Context, archs: str, methods: str, seeds: str, iters: int, eval_limit: int | None,
               curve_every: int, domains: str | None, out: str | None, executor: str, workers: int | None,
               threads: int | None, device: str | None, amp: bool | None, channels_last: bool | None,
-              checkpoint_every: int | None, scheduler: str | None, retry_failed: bool, dry_run: bool,
+              checkpoint_every: int | None, group: int | None, scheduler: str | None, retry_failed: bool, dry_run: bool,
               extend_from: str | None, preset: str | None, quick: bool, data_root: str | None) -> None:
     """Train every (arch, method, seed) on MNIST[:10000] and record its accuracy on each target domain."""
     from neurn.bench.archs import list_archs
@@ -243,6 +247,7 @@ def bench_cmd(ctx: click.Context, archs: str, methods: str, seeds: str, iters: i
             channels_last = defaults.get("channels_last")
         if checkpoint_every is None:
             checkpoint_every = defaults.get("checkpoint_every")
+        group = group or defaults.get("group")
         if amp is None and defaults.get("amp"):
             # The preset's AMP applies where it can (CUDA); an explicit --amp on CPU is refused below.
             from neurn.bench.train import resolve_device
@@ -262,7 +267,7 @@ def bench_cmd(ctx: click.Context, archs: str, methods: str, seeds: str, iters: i
                      data_root=data_root, retry_failed=retry_failed, notify=lambda m: click.echo(m, err=True),
                      device=device or "cpu", amp=bool(amp), channels_last=bool(channels_last),
                      checkpoint_every=checkpoint_every, curve_every=curve_every, pairs_first=pairs_first,
-                     dry_run=dry_run, extend_from=extend_from)
+                     dry_run=dry_run, extend_from=extend_from, group=group or 1)
     if dry_run:
         return
     failed = sum(r["status"] != "ok" for r in recs)

@@ -6,6 +6,12 @@ A method is a ``Method(wrap, loss)`` pair:
 * ``loss(model, x, y, gen, cfg) -> Tensor`` computes the training loss of one batch; ``gen`` is the
   run's own ``torch.Generator`` so random augmentations are reproducible per seed.
 
+The built-in methods also give their loss in two stages, ``views(x, gen, cfg) -> [inputs]`` (every random
+draw of the step) and ``objective([logits per view], y, cfg) -> Tensor``, with
+``loss = objective([model(v) for v in views(x, gen, cfg)], y, cfg)``. That split lets ``neurn bench --group``
+train several runs as one batched model (:mod:`neurn.bench.grouped`); a method registered with a loss only
+trains on its own.
+
 Register your own by decorating its loss: ``@register_method(wrap=..., description=...)`` on
 ``def mymethod(model, x, y, gen, cfg)`` (the name defaults to the function's).
 """
@@ -25,6 +31,8 @@ from neurn.errors import InvalidArgument, UnknownName
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator, dict[str, Any]], torch.Tensor]
 WrapFn = Callable[[nn.Module], nn.Module]
+ViewsFn = Callable[[torch.Tensor, torch.Generator, dict[str, Any]], list[torch.Tensor]]
+ObjectiveFn = Callable[[list[torch.Tensor], torch.Tensor, dict[str, Any]], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -35,14 +43,20 @@ class Method:
     wrap: WrapFn
     loss: LossFn
     description: str = ""
+    views: ViewsFn | None = None  # with ``objective``: the loss in two stages (see the module docstring)
+    objective: ObjectiveFn | None = None
 
 
 def _identity(model: nn.Module) -> nn.Module:
     return model
 
 
-def _method(name: str, loss: LossFn, wrap: WrapFn | None = None, description: str = "") -> Method:
-    return Method(name, wrap or _identity, loss, description or (loss.__doc__ or "").strip().split("\n")[0])
+def _method(name: str, loss: LossFn, wrap: WrapFn | None = None, description: str = "",
+            views: ViewsFn | None = None, objective: ObjectiveFn | None = None) -> Method:
+    if (views is None) != (objective is None):
+        raise ValueError(f"method {name!r}: give both views and objective, or neither")
+    return Method(name, wrap or _identity, loss, description or (loss.__doc__ or "").strip().split("\n")[0],
+                  views, objective)
 
 
 METHODS: Registry[Method] = Registry("method", UnknownName)
@@ -72,7 +86,17 @@ def get_method(name: str) -> Method:
 def erm_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
              cfg: dict[str, Any]) -> torch.Tensor:
     """Empirical risk minimisation: cross-entropy on the source batch."""
-    return F.cross_entropy(model(x), y)
+    return erm_objective([model(v) for v in erm_views(x, gen, cfg)], y, cfg)
+
+
+def erm_views(x: torch.Tensor, gen: torch.Generator, cfg: dict[str, Any]) -> list[torch.Tensor]:
+    """ERM's one view: the batch itself (no random draw)."""
+    return [x]
+
+
+def erm_objective(logits: list[torch.Tensor], y: torch.Tensor, cfg: dict[str, Any]) -> torch.Tensor:
+    """Cross-entropy of the one view's logits."""
+    return F.cross_entropy(logits[0], y)
 
 
 # RandConv (Xu et al., ICLR 2021) as in the authors' digits code (github.com/wildphoton/RandConv,
@@ -164,9 +188,19 @@ def randconv_consistency(logits: list[torch.Tensor]) -> torch.Tensor:
 def randconv_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
                   cfg: dict[str, Any]) -> torch.Tensor:
     """RandConv (Xu et al. ICLR 2021): CE on the first view + lambda * KL(view || mean of the views)."""
+    # One forward per view, as the authors do: BatchNorm normalises each view (one filter) on its own. Drawing
+    # every view before the first forward draws the same numbers: only the augmentation generator is used.
+    return randconv_objective([model(v) for v in randconv_views(x, gen, cfg)], y, cfg)
+
+
+def randconv_views(x: torch.Tensor, gen: torch.Generator, cfg: dict[str, Any]) -> list[torch.Tensor]:
+    """``randconv_views`` views of the batch, each drawn by :func:`randconv_view`, in order."""
+    return [randconv_view(x, gen, cfg) for _ in range(_randconv_settings(cfg)[2])]
+
+
+def randconv_objective(logits: list[torch.Tensor], y: torch.Tensor, cfg: dict[str, Any]) -> torch.Tensor:
+    """CE on the first view's logits + lambda * :func:`randconv_consistency` over all the views."""
     _, _, views, lam, _ = _randconv_settings(cfg)
-    # One forward per view, as the authors do: BatchNorm normalises each view (one filter) on its own.
-    logits = [model(randconv_view(x, gen, cfg)) for _ in range(views)]
     # The classification loss uses the first view only (the authors' trainer); the others enter via KL.
     ce = F.cross_entropy(logits[0], y)
     if views < 2 or lam == 0:
@@ -183,13 +217,15 @@ def with_neurn(model: nn.Module, kernel_size: int = 3, padding: str = "zeros") -
 
 
 
-register_method("erm", description="baseline: cross-entropy on the source domain")(erm_loss)
-register_method("neurn", wrap=with_neurn, description="NeuRN as the first layer")(erm_loss)
+_ERM = {"views": erm_views, "objective": erm_objective}
+_RANDCONV = {"views": randconv_views, "objective": randconv_objective}
+register_method("erm", description="baseline: cross-entropy on the source domain", **_ERM)(erm_loss)
+register_method("neurn", wrap=with_neurn, description="NeuRN as the first layer", **_ERM)(erm_loss)
 register_method("randconv", description="RandConv (Xu et al. 2021): random convolutions + KL consistency, "
-                "as in the authors' digits code")(randconv_loss)
+                "as in the authors' digits code", **_RANDCONV)(randconv_loss)
 register_method("neurn+randconv", wrap=with_neurn,
-                description="NeuRN first layer, trained with RandConv")(randconv_loss)
+                description="NeuRN first layer, trained with RandConv", **_RANDCONV)(randconv_loss)
 for _name, (_k, _p) in ABLATION_VARIANTS.items():
     if _name != "neurn":  # neurn itself (k=3, zeros) is registered above
         register_method(_name, wrap=partial(with_neurn, kernel_size=_k, padding=_p),
-                        description=f"ablation: NeuRN with a {_k}x{_k} window, {_p} padding")(erm_loss)
+                        description=f"ablation: NeuRN with a {_k}x{_k} window, {_p} padding", **_ERM)(erm_loss)

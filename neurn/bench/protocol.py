@@ -86,7 +86,7 @@ def package_versions() -> dict[str, str]:
 # command-line option for one of these next to --preset is refused, as with --quick. ``defaults``: how the
 # runs are executed (device, workers, checkpoints, output folder); explicit options override them.
 PRESET_FIXED = ("archs", "methods", "seeds", "iters", "eval_limit", "curve_every")
-PRESET_DEFAULTS = ("out", "device", "amp", "channels_last", "workers", "threads", "checkpoint_every")
+PRESET_DEFAULTS = ("out", "device", "amp", "channels_last", "workers", "threads", "checkpoint_every", "group")
 ALL_ARCHS = "all"  # resolved to every registered architecture when the preset is used
 ALL_METHODS = ["erm", "neurn", "randconv", "neurn+randconv"]  # what `--methods all` means: the paper's comparison
 # The ablation the paper lacks (issue #12 item 6): NeuRN's window k in {3, 5, 7} x padding {zeros, reflect}.

@@ -23,8 +23,8 @@ from neurn.bench.methods import list_methods
 from neurn.bench.records import (CONFIG_NAME, RecordWarning, check_or_write_config, diff_config, load_record,
                                  read_config, read_record, record_name, write_json_atomic)
 from neurn.bench.protocol import EXECUTORS as EXECUTOR_NAMES, default_protocol
-from neurn.bench.train import (checkpoint_name, checkpoint_start, extension_start, keep_split, load_split,
-                               portable_provider, resolve_device, resolve_provider, run_one)
+from neurn.bench.train import (RunFiles, checkpoint_name, checkpoint_start, extension_start, keep_split, load_split,
+                               portable_provider, resolve_device, resolve_provider, run_group)
 from neurn.errors import BenchError, ConfigMismatch, InvalidArgument, NeurnError, UnknownName
 
 
@@ -130,6 +130,37 @@ def job_order(archs: list[str], methods: list[str], seeds: list[int],
     rest = [m for m in methods if m not in first]
     return ([Job(arch, method, seed) for seed in seeds for arch in archs for method in first]
             + [Job(arch, method, seed) for arch in archs for seed in seeds for method in rest])
+
+
+def group_jobs(jobs: list[Job], size: int, start_of: Callable[[Job], int] = lambda job: 0) -> list[tuple[Job, ...]]:
+    """The jobs in units of at most ``size`` that train together as one batched model (``--group``), in job order.
+
+    A unit holds runs of one arch whose methods share a group key (:func:`neurn.bench.grouped.group_key`: erm
+    with neurn, randconv with neurn+randconv) and that start at the same iteration (``start_of``: where each
+    resumes). A unit stands where its first job stood; a method that cannot join a group gets a unit of its own.
+
+    >>> units = group_jobs(job_order(["a"], ["erm", "neurn", "randconv"], [0, 1], ["erm", "neurn"]), 4)
+    >>> [[f"{j.method}/s{j.seed}" for j in unit] for unit in units]
+    [['erm/s0', 'neurn/s0', 'erm/s1', 'neurn/s1'], ['randconv/s0', 'randconv/s1']]
+    """
+    from neurn.bench.grouped import group_key
+
+    if size <= 1:
+        return [(job,) for job in jobs]
+    units: list[list[Job]] = []
+    open_units: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        key = group_key(job.method)
+        if key is None:
+            units.append([job])
+            continue
+        key = (job.arch, key, start_of(job))
+        unit = open_units.get(key)
+        if unit is None or len(unit) >= size:
+            unit = open_units[key] = []
+            units.append(unit)
+        unit.append(job)
+    return [tuple(unit) for unit in units]
 
 
 def plan(archs: list[str], methods: list[str], seeds: list[int], out: str | Path,
@@ -285,9 +316,13 @@ def _remove_checkpoint(out: Path, job: Job) -> None:
         pass
 
 
-def _job_runner(job: Job, cfg: dict[str, Any], threads: int, provider: Any, data_root: str | None,
-                progress: bool, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Top-level (picklable) job entry point used by every executor (``provider`` may be a module name).
+Unit = tuple[Job, ...]  # runs of one arch trained together (see group_jobs); most often a single run
+
+
+def _job_runner(unit: Unit, cfg: dict[str, Any], threads: int, provider: Any, data_root: str | None,
+                progress: bool, options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Top-level (picklable) entry point used by every executor: one unit's records (``provider`` may be a
+    module name).
 
     ``options``: ``device``, ``amp``, ``channels_last``, ``checkpoint_every`` (not protocol), ``checkpoints_of``
     (the sweep folder whose ``.ckpt`` holds the run's checkpoints; None: no checkpoints) and ``extend_from``.
@@ -295,21 +330,20 @@ def _job_runner(job: Job, cfg: dict[str, Any], threads: int, provider: Any, data
     options = dict(options or {})
     out = options.pop("checkpoints_of", None)
     extend_dir = options.pop("extend_from", None)
-    checkpoint = checkpoint_path(out, job) if out else None
-    final = final_checkpoint_path(out, job) if out else None
-    sources = extension_sources(extend_dir, job) if extend_dir else []
-    return run_one(job.arch, job.method, job.seed, cfg, provider=provider, threads=threads,
-                   data_root=data_root, progress=progress, checkpoint=checkpoint, final_checkpoint=final,
-                   extend_from=sources, **options)
+    runs = [RunFiles(job.method, job.seed, checkpoint_path(out, job) if out else None,
+                     final_checkpoint_path(out, job) if out else None,
+                     tuple(extension_sources(extend_dir, job)) if extend_dir else ()) for job in unit]
+    return run_group(unit[0].arch, runs, cfg, provider=provider, threads=threads, data_root=data_root,
+                     progress=progress, **options)
 
 
-def local_executor(jobs: list[Job], cfg: dict[str, Any], *, workers: int = 1, threads: int = 1,
+def local_executor(jobs: list[Unit], cfg: dict[str, Any], *, workers: int = 1, threads: int = 1,
                    provider: Any = None, data_root: str | None = None, progress: bool = True,
                    options: dict[str, Any] | None = None, **_: Any) -> Iterator[dict[str, Any]]:
-    """Run jobs in this process (``workers=1``) or in ``workers`` spawned processes, in the order given."""
+    """Run units in this process (``workers=1``) or in ``workers`` spawned processes, in the order given."""
     if workers <= 1:
-        for job in jobs:
-            yield _job_runner(job, cfg, threads, provider, data_root, progress, options)
+        for unit in jobs:
+            yield from _job_runner(unit, cfg, threads, provider, data_root, progress, options)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -317,17 +351,17 @@ def local_executor(jobs: list[Job], cfg: dict[str, Any], *, workers: int = 1, th
     # spawn, not fork: forking a process that already started torch's thread pools can deadlock.
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
         # Submitted in plan order, so the pool starts them in that order (erm/neurn pairs first, ...).
-        futs = [pool.submit(_job_runner, job, cfg, threads, provider, data_root, False, options) for job in jobs]
+        futs = [pool.submit(_job_runner, unit, cfg, threads, provider, data_root, False, options) for unit in jobs]
         try:
             for fut in as_completed(futs):
-                yield fut.result()
+                yield from fut.result()
         except BaseException:
             for f in futs:
                 f.cancel()
             raise
 
 
-def dask_executor(jobs: list[Job], cfg: dict[str, Any], *, scheduler: Any = None, threads: int = 1,
+def dask_executor(jobs: list[Unit], cfg: dict[str, Any], *, scheduler: Any = None, threads: int = 1,
                   provider: Any = None, data_root: str | None = None, options: dict[str, Any] | None = None,
                   **_: Any) -> Iterator[dict[str, Any]]:
     """Run jobs on a ``dask.distributed`` cluster (``scheduler``: address or Client); records come back here.
@@ -343,10 +377,11 @@ def dask_executor(jobs: list[Job], cfg: dict[str, Any], *, scheduler: Any = None
     own = not isinstance(scheduler, Client)
     client = Client(scheduler) if own else scheduler
     try:
-        futs = [client.submit(_job_runner, job, cfg, threads, provider, data_root, False, options, pure=False,
-                              key=f"neurn-{job.arch}-{job.method}-s{job.seed}-{os.getpid()}") for job in jobs]
+        futs = [client.submit(_job_runner, unit, cfg, threads, provider, data_root, False, options, pure=False,
+                              key=f"neurn-{unit[0].arch}-{unit[0].method}-s{unit[0].seed}+{len(unit) - 1}-{os.getpid()}")
+                for unit in jobs]
         for fut in as_completed(futs):
-            yield fut.result()
+            yield from fut.result()
     finally:
         if own:
             client.close()
@@ -408,6 +443,13 @@ def check_domains(provider: Any, cfg: dict[str, Any], data_root: str | None = No
 DEFAULT_THREADS = 1
 
 
+def _group_line(units: list[Unit]) -> str:
+    """How ``--group`` packed the pending runs: one line for the sweep's notices."""
+    sizes = [len(u) for u in units]
+    return (f"{sum(sizes)} run(s) train in {len(units)} unit(s) of up to {max(sizes)} (one batched model per unit; "
+            f"{sum(s == 1 for s in sizes)} alone)")
+
+
 def default_threads(workers: int = 1) -> int:
     """Torch threads per run when ``--threads`` is not given: ``DEFAULT_THREADS`` (1) for any ``workers``."""
     return DEFAULT_THREADS
@@ -421,7 +463,7 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
               amp: bool = False, channels_last: bool = False, checkpoint_every: int = 500,
               curve_every: int = 0, curve_eval_limit: int = 1000,
               pairs_first: list[str] | None = None, dry_run: bool = False,
-              extend_from: str | Path | None = None) -> list[dict[str, Any]]:
+              extend_from: str | Path | None = None, group: int = 1) -> list[dict[str, Any]]:
     """Run every pending (arch, method, seed) of the sweep into ``out``; returns the new records.
 
     Order of checks: arguments (the device included), the output folder, the target domains (each
@@ -442,6 +484,10 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
     then starts from the state its shorter run reached (its final state, or its checkpoint if it never
     finished) and trains only the remaining iterations. Constant-rate Adam and seeded batch order make
     that the run a longer sweep would have trained from scratch; its record says ``extended_from``.
+
+    ``group`` (execution): train up to that many runs of one arch as one batched model (see
+    :mod:`neurn.bench.grouped` and :func:`group_jobs`); 1 trains every run alone. Worth it on a GPU, where a
+    run of these small nets waits on kernel launches; each record names the runs it trained with.
     """
     archs = parse_names(archs, list_archs(), "architecture")
     methods = parse_names(methods, list_methods(), "method")
@@ -458,6 +504,10 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
         raise InvalidArgument(f"--workers must be >= 1; got {workers}")
     if threads is not None and threads < 1:
         raise InvalidArgument(f"--threads must be >= 1; got {threads}")
+    if group < 1:
+        raise InvalidArgument(f"--group must be >= 1 (1: every run alone); got {group}")
+    if group > 1 and channels_last:
+        raise InvalidArgument("--channels-last trains one run at a time; drop it or use --group 1")
     if checkpoint_every < 0:
         raise InvalidArgument(f"--checkpoint-every must be >= 0 (0: no checkpoints); got {checkpoint_every}")
     if curve_every < 0 or curve_eval_limit < 1:
@@ -491,10 +541,16 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
         def extend_at(job: Job) -> int:
             return extension_start(extension_sources(source, job), job, cfg) if source is not None else 0
 
+        def start_of(job: Job) -> int:
+            return resume_at(job) or extend_at(job)
+
+        units = group_jobs(pending, group, start_of)
         if dry_run:
             rows = describe(pending, finished, out, iters, device, resume_at, extend_at)
             cores = (os.cpu_count() or 1) if device == "cpu" else None
             notify(format_plan(rows, out, iters, workers, cores).rstrip("\n"))
+            if group > 1 and pending:
+                notify(_group_line(units))
             return []
         if finished:
             notify(f"{len(finished)} run(s) already recorded in {out}; skipping them")
@@ -511,6 +567,8 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
                 notify(f"{len(extended)} run(s) continue from the state of their shorter run in {source}"
                        + (f"; {len(pending) - len(resumable) - len(extended)} start from scratch"
                           if len(extended) < len(pending) - len(resumable) else ""))
+            if group > 1:
+                notify(_group_line(units))
         threads = threads or default_threads(workers)
         # Worker processes get the provider by module name (modules do not pickle); this process keeps the object.
         job_provider = local_provider if executor == "local" and workers <= 1 else portable_provider(local_provider)
@@ -521,7 +579,7 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
         new = []
         bar = tqdm(total=len(pending), desc="sweep", unit="run", disable=not progress or not pending,
                    dynamic_ncols=True)
-        for rec in EXECUTORS[executor](pending, cfg, workers=workers, threads=threads, scheduler=scheduler,
+        for rec in EXECUTORS[executor](units, cfg, workers=workers, threads=threads, scheduler=scheduler,
                                        provider=job_provider, data_root=data_root, progress=progress,
                                        options=options):
             job = Job(rec["arch"], rec["method"], rec["seed"])

@@ -15,7 +15,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tqdm.auto import tqdm
@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from neurn.bench.archs import arch_digest, count_params, create_arch, get_arch
 from neurn.bench.methods import get_method
 from neurn.bench.protocol import package_versions
+from neurn.errors import BenchError, InvalidArgument
 
 def default_provider() -> Any:
     """The registered digit domains (``neurn.domains``)."""
@@ -268,9 +269,79 @@ def run_one(arch: str, method: str, seed: int, cfg: dict[str, Any], provider: An
     Returns:
         The record. ``device``, ``amp``, ``channels_last`` are recorded but are not part of ``config``.
     """
-    dtype = amp_dtype(device, amp)
-    rec: dict[str, Any] = {
-        "arch": arch, "method": method, "seed": int(seed), "iters": cfg["iters"],
+    (rec,) = run_group(arch, [RunFiles(method, seed, checkpoint, final_checkpoint, tuple(extend_from))], cfg,
+                       provider=provider, threads=threads, data_root=data_root, progress=progress, device=device,
+                       amp=amp, channels_last=channels_last, checkpoint_every=checkpoint_every)
+    return rec
+
+
+class RunFiles(NamedTuple):
+    """One run of a group (:func:`run_group`) and its files: ``checkpoint``, ``final_checkpoint`` and
+    ``extend_from`` as in :func:`run_one` (None / empty: none)."""
+
+    method: str
+    seed: int
+    checkpoint: str | Path | None = None
+    final_checkpoint: str | Path | None = None
+    extend_from: tuple = ()
+
+
+def run_group(arch: str, runs: list[RunFiles], cfg: dict[str, Any], provider: Any = None,
+              threads: int | None = None, data_root: str | None = None, progress: bool = True,
+              device: str = "cpu", amp: bool = False, channels_last: bool = False,
+              checkpoint_every: int = 0) -> list[dict[str, Any]]:
+    """Train and evaluate several runs of ``arch`` as one batched model; returns their records, in order.
+
+    One run trains exactly as :func:`run_one` describes. Two or more train together through
+    :class:`neurn.bench.grouped.StackedNets` when every method can (:func:`neurn.bench.grouped.group_key`
+    equal for all) and every run starts at the same iteration; otherwise they train one after the other.
+    Each record then says ``group``: the runs it trained with. ``channels_last`` needs a group of one.
+
+    Args:
+        arch: the architecture of every run.
+        runs: the runs and their checkpoint files.
+        cfg: the protocol.
+        provider, threads, data_root, progress, device, amp, channels_last, checkpoint_every: as in
+            :func:`run_one`.
+
+    Returns:
+        One record per run, never raising on a bad run.
+    """
+    from neurn.bench.grouped import group_key
+
+    recs = [_new_record(arch, r.method, int(r.seed), cfg, device, amp_dtype(device, amp), channels_last)
+            for r in runs]
+    if threads:
+        torch.set_num_threads(threads)
+    for rec in recs:
+        rec["threads"] = torch.get_num_threads()
+    opts = {"device": device, "dtype": amp_dtype(device, amp), "channels_last": bool(channels_last),
+            "checkpoint_every": int(checkpoint_every)}
+    slots = [_Slot(rec, r, checkpoint_every) for rec, r in zip(recs, runs)]
+    keys = {group_key(r.method) for r in runs} if len(runs) > 1 else set()
+    if len(keys) > 1 or None in keys:
+        # Methods that cannot share a batched model: the same runs, one after the other.
+        return [rec for slot in slots for rec in run_group(arch, [slot.files], cfg, provider, threads, data_root,
+                                                           progress, device, amp, channels_last, checkpoint_every)]
+    if len(runs) > 1 and channels_last:
+        raise InvalidArgument("--channels-last trains one run at a time; drop it or use --group 1")
+    try:
+        _train_and_eval(slots, arch, cfg, resolve_provider(provider), data_root, progress, opts)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # a broken run must not kill the sweep; the reason is kept in the record
+        for slot in slots:
+            if slot.rec["status"] == "running":
+                slot.rec["status"], slot.rec["reason"] = "failed", f"{type(e).__name__}: {e}"
+    for rec in recs:
+        rec["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return recs
+
+
+def _new_record(arch: str, method: str, seed: int, cfg: dict[str, Any], device: str, dtype: torch.dtype | None,
+                channels_last: bool) -> dict[str, Any]:
+    return {
+        "arch": arch, "method": method, "seed": seed, "iters": cfg["iters"],
         "family": get_arch(arch).family, "status": "running", "reason": None, "accuracy": {},
         "n_eval": {}, "config": cfg, "versions": package_versions(),
         "arch_digest": arch_digest(arch, cfg["num_classes"], cfg["channels"]),
@@ -278,22 +349,33 @@ def run_one(arch: str, method: str, seed: int, cfg: dict[str, Any], provider: An
         "channels_last": bool(channels_last),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    if threads:
-        torch.set_num_threads(threads)
-    rec["threads"] = torch.get_num_threads()
-    opts = {"device": device, "dtype": dtype, "channels_last": bool(channels_last),
-            "checkpoint": Path(checkpoint) if checkpoint and checkpoint_every else None,
-            "checkpoint_every": int(checkpoint_every),
-            "final_checkpoint": Path(final_checkpoint) if final_checkpoint else None,
-            "extend_from": [Path(p) for p in extend_from]}
-    try:
-        _train_and_eval(rec, arch, method, int(seed), cfg, resolve_provider(provider), data_root, progress, opts)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as e:  # a broken run must not kill the sweep; the reason is kept in the record
-        rec["status"], rec["reason"] = "failed", f"{type(e).__name__}: {e}"
-    rec["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return rec
+
+
+class _Slot:
+    """One run inside the training loop: its record, model, generators, batch order and curves."""
+
+    def __init__(self, rec: dict[str, Any], files: RunFiles, checkpoint_every: int) -> None:
+        self.rec, self.files, self.seed = rec, files, int(files.seed)
+        self.method = get_method(files.method)
+        self.job = (rec["arch"], files.method, self.seed)
+        self.ckpt = Path(files.checkpoint) if files.checkpoint and checkpoint_every else None
+        self.final = Path(files.final_checkpoint) if files.final_checkpoint else None
+        self.batch_gen = torch.Generator().manual_seed(self.seed)
+        # A separate stream for augmentations keeps the batch order identical across methods.
+        self.aug_gen = torch.Generator().manual_seed(1_000_003 + self.seed)
+        self.curve: list = []
+        self.window: list = []
+        self.source_curve: list = []
+        self.live = True
+
+    def fail(self, reason: str, train_time: float, curve_every: int) -> None:
+        """Record a run that stops here (a non-finite loss), with the curves it has."""
+        self.rec["status"], self.rec["reason"] = "failed", reason
+        self.rec["train_time_s"] = round(train_time, 3)
+        self.rec["loss_curve"] = self.curve
+        if curve_every:
+            self.rec["source_curve"] = self.source_curve
+        self.live = False
 
 
 def _to_device(x: torch.Tensor, device: str, channels_last: bool) -> torch.Tensor:
@@ -301,12 +383,30 @@ def _to_device(x: torch.Tensor, device: str, channels_last: bool) -> torch.Tenso
     return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
 
 
-def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg: dict[str, Any],
-                    provider: Any, data_root: str | None, progress: bool,
-                    opts: dict[str, Any] | None = None) -> None:
-    """Fill ``rec`` in place (so a failure part-way still reports what was measured)."""
-    opts = {"device": "cpu", "dtype": None, "channels_last": False, "checkpoint": None, "checkpoint_every": 0,
-            "final_checkpoint": None, "extend_from": [], **(opts or {})}
+def _load_state(slot: _Slot, cfg: dict[str, Any], curve_every: int) -> dict[str, Any] | None:
+    """The state ``slot`` resumes from: its own checkpoint, else the furthest state of a shorter run, else None."""
+    rec = slot.rec
+    state = _load_checkpoint(slot.ckpt, slot.job, cfg, rec["arch_digest"]) if slot.ckpt else None
+    if state is None and slot.files.extend_from:
+        sources = [Path(p) for p in slot.files.extend_from]
+        state, source = _latest_state(sources, slot.job, cfg, rec["arch_digest"])
+        if state is not None:
+            rec["extended_from"] = {"checkpoint": str(source), "iter": int(state["iter"]),
+                                    "iters": int(state["config"]["iters"])}
+            # A run evaluates its learning curve at its last iteration too: off the grid of this longer run,
+            # that point goes. (Its loss curve keeps the shorter run's grid of iters/50: the raw losses are gone.)
+            done, points = int(state["iter"]), state["source_curve"]
+            if curve_every and done % curve_every and points and points[-1][0] == done:
+                state["source_curve"] = points[:-1]
+    return state
+
+
+def _train_and_eval(slots: list[_Slot], arch: str, cfg: dict[str, Any], provider: Any, data_root: str | None,
+                    progress: bool, opts: dict[str, Any] | None = None) -> None:
+    """Fill each slot's record in place (so a failure part-way still reports what was measured)."""
+    from neurn.bench.grouped import StackedNets, split_wrap
+
+    opts = {"device": "cpu", "dtype": None, "channels_last": False, "checkpoint_every": 0, **(opts or {})}
     device, dtype, cl = opts["device"], opts["dtype"], opts["channels_last"]
     torch.use_deterministic_algorithms(True, warn_only=True)
     x_src, y_src = load_split(provider, cfg["source"], "train", cfg, limit=cfg["source_limit"], data_root=data_root)
@@ -317,135 +417,175 @@ def _train_and_eval(rec: dict[str, Any], arch: str, method: str, seed: int, cfg:
         x_cur, y_cur = load_split(provider, cfg["source"], "test", cfg, limit=cfg.get("curve_eval_limit", 1000),
                                   data_root=data_root)
         x_cur, y_cur = _to_device(x_cur, device, cl), y_cur.to(device)
-    m = get_method(method)
-    torch.manual_seed(seed)  # same seed -> same initial weights for every method: paired comparisons
-    model = m.wrap(create_arch(arch, cfg["num_classes"], cfg["channels"]))
-    rec["n_params"] = count_params(model)
-    model = model.to(device, memory_format=torch.channels_last) if cl else model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    cores, prefixes = [], []
+    for slot in slots:
+        torch.manual_seed(slot.seed)  # same seed -> same initial weights for every method: paired comparisons
+        core = create_arch(arch, cfg["num_classes"], cfg["channels"])
+        model, prefix = split_wrap(slot.method, core) if len(slots) > 1 else (slot.method.wrap(core), None)
+        slot.rec["n_params"] = count_params(model)
+        slot.model = model.to(device, memory_format=torch.channels_last) if cl else model.to(device)
+        cores.append(core)
+        prefixes.append(prefix)
+    states = [_load_state(slot, cfg, curve_every) for slot in slots]
+    starts = {int(s["iter"]) if s is not None else 0 for s in states}
+    if len(starts) > 1:
+        raise BenchError(f"the runs of this group would start at iterations {sorted(starts)}; a group trains "
+                         "runs that stand at the same iteration (the sweep groups them so)")
+    stacked = StackedNets([s.model for s in slots], cores, prefixes) if len(slots) > 1 else None
+    params = stacked.parameters() if stacked else list(slots[0].model.parameters())
+    opt = torch.optim.Adam(params, lr=cfg["lr"])
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     autocast = (lambda: torch.autocast("cuda", dtype=dtype)) if dtype else contextlib.nullcontext
-    batch_gen = torch.Generator().manual_seed(seed)
-    # A separate stream for augmentations keeps the batch order identical across methods.
-    aug_gen = torch.Generator().manual_seed(1_000_003 + seed)
     n, bs = len(y_src), cfg["batch_size"]
-    order, pos = torch.randperm(n, generator=batch_gen), 0
+    for slot in slots:
+        slot.order, slot.pos = torch.randperm(n, generator=slot.batch_gen), 0
     log_every = max(1, cfg["iters"] // 50)
-    curve, window, source_curve, start, elapsed = [], [], [], 0, 0.0
-    ckpt, every = opts["checkpoint"], opts["checkpoint_every"]
-    state = _load_checkpoint(ckpt, (arch, method, seed), cfg, rec["arch_digest"]) if ckpt else None
-    if state is None and opts["extend_from"]:
-        state, source = _latest_state(opts["extend_from"], (arch, method, seed), cfg, rec["arch_digest"])
-        if state is not None:
-            rec["extended_from"] = {"checkpoint": str(source), "iter": int(state["iter"]),
-                                    "iters": int(state["config"]["iters"])}
-            # A run evaluates its learning curve at its last iteration too: off the grid of this longer run,
-            # that point goes. (Its loss curve keeps the shorter run's grid of iters/50: the raw losses are gone.)
-            done, points = int(state["iter"]), state["source_curve"]
-            if curve_every and done % curve_every and points and points[-1][0] == done:
-                state["source_curve"] = points[:-1]
-    if state is not None:
+    start, elapsed = starts.pop(), 0.0
+    # Checkpoint points read the pending losses too: only when some run has a file to save to.
+    every = opts["checkpoint_every"] if any(s.ckpt is not None for s in slots) else 0
+    if start or any(s is not None for s in states):
         # Everything the remaining iterations depend on: weights, Adam moments, both generators, the
         # global RNG (dropout), the epoch's batch order and position, and the curves so far.
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        batch_gen.set_state(state["batch_gen"])
-        aug_gen.set_state(state["aug_gen"])
-        torch.set_rng_state(state["torch_rng"])
-        if device == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"])
-        order, pos, start = state["order"], int(state["pos"]), int(state["iter"])
-        curve, window, source_curve = state["curve"], state["window"], state["source_curve"]
-        elapsed = float(state["train_time_s"])
-        rec["resumed_from"] = start
-        # Execution options are not protocol: a run may resume elsewhere, but its record must say so, since
-        # `device` and `amp` below name only where it finished.
-        was = (state.get("device", device), state.get("amp", rec["amp"]))
-        if was != (device, rec["amp"]):
-            rec.setdefault("warnings", []).append(
-                f"iterations 1-{start} ran on {was[0]} (amp {was[1]}), the rest on {device} (amp {rec['amp']})")
-    def snapshot(done: int) -> dict[str, Any]:
-        """Everything the iterations after ``done`` depend on (see the resume above)."""
+        for slot, state in zip(slots, states):
+            slot.model.load_state_dict(state["model"])
+            slot.batch_gen.set_state(state["batch_gen"])
+            slot.aug_gen.set_state(state["aug_gen"])
+            slot.order, slot.pos = state["order"], int(state["pos"])
+            slot.curve, slot.window, slot.source_curve = state["curve"], state["window"], state["source_curve"]
+            slot.rec["resumed_from"] = start
+            # Execution options are not protocol: a run may resume elsewhere, but its record must say so, since
+            # `device` and `amp` below name only where it finished.
+            was = (state.get("device", device), state.get("amp", slot.rec["amp"]))
+            if was != (device, slot.rec["amp"]):
+                slot.rec.setdefault("warnings", []).append(f"iterations 1-{start} ran on {was[0]} (amp {was[1]}), "
+                                                           f"the rest on {device} (amp {slot.rec['amp']})")
+        first = states[0]
+        if stacked:
+            stacked.load_member_optimizer_state(opt, [s["opt"] for s in states])
+        else:
+            opt.load_state_dict(first["opt"])
+        if first.get("scaler"):
+            scaler.load_state_dict(first["scaler"])
+        torch.set_rng_state(first["torch_rng"])  # one global generator: a group's runs share its dropout stream
+        if device == "cuda" and first.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(first["cuda_rng"])
+        elapsed = max(float(s["train_time_s"]) for s in states)
+    if len(slots) > 1:
+        names = [f"{arch}/{s.files.method}/s{s.seed}" for s in slots]
+        for slot in slots:
+            slot.rec["group"] = names
+
+    def snapshot(i: int, done: int) -> dict[str, Any]:
+        """Everything the iterations of run ``i`` after ``done`` depend on (see the resume above)."""
+        slot = slots[i]
+        model_state = slot.model.state_dict()
+        if stacked:  # its tensors are views into the group's: save this run's slice only
+            model_state = {k: v.clone() for k, v in model_state.items()}
         return {
-            "format": CHECKPOINT_FORMAT, "job": [arch, method, seed], "config": cfg, "iter": done,
-            "arch_digest": rec["arch_digest"], "device": device, "amp": rec["amp"],
-            "model": model.state_dict(), "opt": opt.state_dict(),
+            "format": CHECKPOINT_FORMAT, "job": list(slot.job), "config": cfg, "iter": done,
+            "arch_digest": slot.rec["arch_digest"], "device": device, "amp": slot.rec["amp"],
+            "model": model_state, "opt": stacked.member_optimizer_state(opt, i) if stacked else opt.state_dict(),
             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "batch_gen": batch_gen.get_state(), "aug_gen": aug_gen.get_state(),
+            "batch_gen": slot.batch_gen.get_state(), "aug_gen": slot.aug_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if device == "cuda" else None,
-            "order": order, "pos": pos, "curve": curve, "window": window, "source_curve": source_curve,
-            "train_time_s": time.perf_counter() - t0}
+            "order": slot.order, "pos": slot.pos, "curve": slot.curve, "window": slot.window,
+            "source_curve": slot.source_curve, "train_time_s": time.perf_counter() - t0}
 
     t0 = time.perf_counter() - elapsed
-    model.train()
-    bar = tqdm(range(start, cfg["iters"]), desc=f"{arch}/{method}/s{seed}", leave=False, disable=not progress,
+    if stacked:
+        stacked.train()
+    else:
+        slots[0].model.train()
+    desc = f"{arch}/{slots[0].files.method}/s{slots[0].seed}" + (f" +{len(slots) - 1}" if len(slots) > 1 else "")
+    bar = tqdm(range(start, cfg["iters"]), desc=desc, leave=False, disable=not progress,
                file=sys.stderr, dynamic_ncols=True, initial=start, total=cfg["iters"])
     # On a GPU, Python queues the next steps while the GPU works only if nothing waits for it: a `.item()` or
     # a `.to(device)` of a CPU tensor waits for every queued kernel. So the batch order moves to the device
-    # once per epoch, and each step's loss stays there (`pending`) until the loss curve, the learning curve
-    # or a checkpoint reads it. The non-finite check reads them then too, naming the first bad iteration.
-    order_dev, pending = order.to(device), []
+    # once per epoch, and each step's losses stay there (`pending`) until the loss curve, the learning curve
+    # or a checkpoint reads them. The non-finite check reads them then too, naming the first bad iteration.
+    for slot in slots:
+        slot.order_dev = slot.order.to(device)
+    pending: list[torch.Tensor] = []
     for it in bar:
-        if pos + bs > n:
-            order, pos = torch.randperm(n, generator=batch_gen), 0
-            order_dev = order.to(device)
-        idx = order_dev[pos:pos + bs]
-        pos += bs
+        idxs = []
+        for slot in slots:
+            if slot.pos + bs > n:
+                slot.order, slot.pos = torch.randperm(n, generator=slot.batch_gen), 0
+                slot.order_dev = slot.order.to(device)
+            idxs.append(slot.order_dev[slot.pos:slot.pos + bs])
+            slot.pos += bs
         with autocast():
-            loss = m.loss(model, x_src[idx], y_src[idx], aug_gen, cfg)
-        pending.append(loss.detach().float())
+            if stacked:
+                losses = stacked.losses([s.method for s in slots], x_src, y_src, idxs, [s.aug_gen for s in slots],
+                                        cfg)
+            else:
+                s, idx = slots[0], idxs[0]
+                losses = s.method.loss(s.model, x_src[idx], y_src[idx], s.aug_gen, cfg).reshape(1)
+        pending.append(losses.detach().float())
         opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        scaler.scale(losses.sum()).backward()
         scaler.step(opt)
         scaler.update()
         done = it + 1
         log_due = done % log_every == 0 or done == cfg["iters"]
         curve_due = bool(curve_every) and (done % curve_every == 0 or done == cfg["iters"])
-        ckpt_due = ckpt is not None and bool(every) and done % every == 0 and done < cfg["iters"]
+        ckpt_due = bool(every) and done % every == 0 and done < cfg["iters"]
         if not (log_due or curve_due or ckpt_due):
             continue
-        values, pending = torch.stack(pending).tolist(), []
-        bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
-        if bad is not None:
-            rec["status"], rec["reason"] = ("failed", f"non-finite loss ({values[bad]}) at iteration "
-                                                      f"{done - len(values) + bad}")
-            rec["train_time_s"] = round(time.perf_counter() - t0, 3)
-            rec["loss_curve"] = curve
-            if curve_every:
-                rec["source_curve"] = source_curve
-            bar.close()
-            return
-        window.extend(values)
+        values, pending = torch.stack(pending).tolist(), []  # one row of len(slots) losses per step
+        for i, slot in enumerate(slots):
+            if not slot.live:
+                continue  # its weights went on training in the group; nothing of it is kept
+            column = [row[i] for row in values]
+            bad = next((k for k, v in enumerate(column) if not math.isfinite(v)), None)
+            if bad is not None:
+                slot.fail(f"non-finite loss ({column[bad]}) at iteration {done - len(column) + bad}",
+                          time.perf_counter() - t0, curve_every)
+                continue
+            slot.window.extend(column)
+            if log_due:
+                slot.curve.append([done, round(sum(slot.window) / len(slot.window), 5)])
+                slot.window = []
+        live = [i for i, s in enumerate(slots) if s.live]
+        if not live:
+            break
         if log_due:
-            curve.append([done, round(sum(window) / len(window), 5)])
-            bar.set_postfix(loss=f"{curve[-1][1]:.3f}")
-            window = []
+            bar.set_postfix(loss=f"{slots[live[0]].curve[-1][1]:.3f}")
         if curve_due:
             with autocast():
-                source_curve.append([done, round(evaluate(model, x_cur, y_cur), 5)])
-            model.train()
+                for i in live:
+                    slots[i].source_curve.append([done, round(evaluate(slots[i].model, x_cur, y_cur), 5)])
+            if stacked:
+                stacked.train()
+            else:
+                slots[0].model.train()
         if ckpt_due:
-            _try_checkpoint(ckpt, snapshot(done))
+            for i in live:
+                if slots[i].ckpt is not None:
+                    _try_checkpoint(slots[i].ckpt, snapshot(i, done))
     bar.close()
-    if opts["final_checkpoint"] is not None and start < cfg["iters"]:
-        # The state after the last iteration: a longer run of this protocol continues from it (--extend-from).
-        _try_checkpoint(opts["final_checkpoint"], snapshot(cfg["iters"]))
-    rec["train_time_s"] = round(time.perf_counter() - t0, 3)
-    rec["loss_curve"] = curve
-    rec["final_loss"] = curve[-1][1] if curve else None
-    if curve_every:
-        rec["source_curve"] = source_curve
-    t1 = time.perf_counter()
-    for name in cfg["targets"]:
-        x, y = load_split(provider, name, "test", cfg, limit=cfg["eval_limit"], data_root=data_root)
-        with autocast():
-            rec["accuracy"][name] = evaluate(model, _to_device(x, device, cl), y.to(device))
-        rec["n_eval"][name] = len(y)
-    rec["eval_time_s"] = round(time.perf_counter() - t1, 3)
-    rec["status"] = "ok"
-    mismatch = train_eval_mismatch(rec["final_loss"], rec["accuracy"].get(cfg["source"]), cfg["num_classes"])
-    if mismatch:
-        rec.setdefault("warnings", []).append(mismatch)
+    train_time = round(time.perf_counter() - t0, 3)
+    for i, slot in enumerate(slots):
+        if not slot.live:
+            continue
+        if slot.final is not None and start < cfg["iters"]:
+            # The state after the last iteration: a longer run of this protocol continues from it (--extend-from).
+            _try_checkpoint(slot.final, snapshot(i, cfg["iters"]))
+        slot.rec["train_time_s"] = train_time
+        slot.rec["loss_curve"] = slot.curve
+        slot.rec["final_loss"] = slot.curve[-1][1] if slot.curve else None
+        if curve_every:
+            slot.rec["source_curve"] = slot.source_curve
+    for slot in (s for s in slots if s.live):
+        rec, t1 = slot.rec, time.perf_counter()
+        for name in cfg["targets"]:
+            x, y = load_split(provider, name, "test", cfg, limit=cfg["eval_limit"], data_root=data_root)
+            with autocast():
+                rec["accuracy"][name] = evaluate(slot.model, _to_device(x, device, cl), y.to(device))
+            rec["n_eval"][name] = len(y)
+        rec["eval_time_s"] = round(time.perf_counter() - t1, 3)
+        rec["status"] = "ok"
+        mismatch = train_eval_mismatch(rec["final_loss"], rec["accuracy"].get(cfg["source"]), cfg["num_classes"])
+        if mismatch:
+            rec.setdefault("warnings", []).append(mismatch)
