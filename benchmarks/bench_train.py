@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_train.py [--archs digitnet,mnasnet1_0,vit_p4] [--methods erm,neurn,randconv]
            [--threads 1,2] [--iters 40] [--warmup 5] [--repeats 2] [--no-variants] [--json [PATH]]
-           [--device cpu|cuda] [--amp]
+           [--device cpu|cuda] [--amp] [--group N]
 
 Every (arch, method, threads) configuration runs in a fresh subprocess (so a thread pool set up for one
 measurement never leaks into the next). Inside it, on the same model (same seed), the same in-memory
@@ -32,6 +32,11 @@ configuration gets the variants, plus ``cuda_graph``: the whole fp32 step (forwa
 each step. That removes Python's per-kernel launch cost, which bounds small nets on a GPU. A variant
 that fails (e.g. a net that cannot be captured) is reported with its error instead of a rate. ``--amp``
 runs the harness with the sweep's autocast (bf16) and the bare loop under the same autocast.
+
+``--group N`` also times ``neurn.bench.train.run_group``: N runs of the configuration (seeds 0..N-1) trained
+as one batched model, as ``neurn bench --group N`` does, interleaved with the other repeats. ``group it/s``
+counts iterations of all N runs (N x ``--iters`` per timed call), so ``group x`` (its ratio to the harness
+it/s of one run) is how many times faster the group gets through the same runs.
 """
 from __future__ import annotations
 
@@ -167,7 +172,7 @@ def _graph_loop(model: Any, lr: float, loss_fn: Any, x: Any, y: Any, iters: int,
 
 
 def worker(arch: str, method: str, threads: int, iters: int, warmup: int, repeats: int,
-           variants: bool, device: str = "cpu", amp: bool = False) -> dict[str, Any]:
+           variants: bool, device: str = "cpu", amp: bool = False, group: int = 0) -> dict[str, Any]:
     """One configuration, measured in this process (``threads`` must be set before torch does any work)."""
     import torch
     import torch.nn.functional as F
@@ -176,7 +181,7 @@ def worker(arch: str, method: str, threads: int, iters: int, warmup: int, repeat
     from neurn.bench.archs import create_arch
     from neurn.bench.methods import get_method
     from neurn.bench.protocol import default_protocol
-    from neurn.bench.train import load_split, run_one
+    from neurn.bench.train import RunFiles, load_split, run_group, run_one
 
     provider = BenchDomains()
     seed = 0
@@ -204,6 +209,14 @@ def worker(arch: str, method: str, threads: int, iters: int, warmup: int, repeat
             raise RuntimeError(f"{arch}/{method}: {rec['reason']}")
         return float(rec["train_time_s"])
 
+    def grouped(c: dict[str, Any]) -> float:
+        runs = [RunFiles(method, s) for s in range(group)]
+        recs = run_group(arch, runs, c, provider=provider, progress=False, device=device, amp=amp)
+        bad = [r for r in recs if r["status"] != "ok"]
+        if bad:
+            raise RuntimeError(f"{arch}/{method} group of {group}: {bad[0]['reason']}")
+        return float(recs[0]["train_time_s"])
+
     def bare(n: int, graph: bool = False, **kw: bool) -> tuple[float, float]:
         model = fresh(kw.get("channels_last", False))
         if graph:
@@ -215,10 +228,14 @@ def worker(arch: str, method: str, threads: int, iters: int, warmup: int, repeat
     # deterministic algorithms for the process, so the bare loop runs under the same setting.
     harness(warm_cfg)
     bare(warmup, bf16=amp)
-    h_times, b_times = [], []
+    if group > 1:
+        grouped(warm_cfg)
+    h_times, b_times, g_times = [], [], []
     for _ in range(repeats):
         h_times.append(harness(cfg))
         b_times.append(bare(iters, bf16=amp)[0])
+        if group > 1:
+            g_times.append(grouped(cfg))
     out: dict[str, Any] = {
         "arch": arch, "method": method, "threads": torch.get_num_threads(), "iters": iters, "device": device,
         "amp": amp,
@@ -226,6 +243,9 @@ def worker(arch: str, method: str, threads: int, iters: int, warmup: int, repeat
         "harness_times_s": [round(t, 3) for t in h_times], "bare_times_s": [round(t, 3) for t in b_times],
     }
     out["overhead_pct"] = (out["bare_its"] / out["harness_its"] - 1.0) * 100.0
+    if group > 1:
+        out.update(group=group, group_its=group * iters / min(g_times), group_times_s=[round(t, 3) for t in g_times])
+        out["group_speedup"] = out["group_its"] / out["harness_its"]
     if variants:
         kinds: dict[str, dict[str, bool]] = {"fp32": {}, "channels_last": {"channels_last": True}, "bf16": {"bf16": True}}
         if device == "cuda":
@@ -267,7 +287,7 @@ def run_config(arch: str, method: str, threads: int, args: argparse.Namespace, v
     cmd = [sys.executable, os.path.abspath(__file__), "--worker",
            json.dumps({"arch": arch, "method": method, "threads": threads, "iters": args.iters,
                        "warmup": args.warmup, "repeats": args.repeats, "variants": variants,
-                       "device": args.device, "amp": args.amp})]
+                       "device": args.device, "amp": args.amp, "group": args.group})]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}, no output"])[-1]
@@ -295,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="where to train (cuda: every erm/neurn arch also gets the variants, cuda_graph included)")
     ap.add_argument("--amp", action="store_true", help="CUDA only: autocast bf16 in the harness and the bare loop")
+    ap.add_argument("--group", type=int, default=0, metavar="N",
+                    help="also time N runs of each configuration trained as one batched model (neurn bench --group)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -314,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--threads must be comma-separated integers, got {args.threads!r}")
     if args.iters < 1 or args.warmup < 1 or args.repeats < 1 or not threads or min(threads) < 1:
         ap.error("--iters, --warmup, --repeats and every --threads value must be >= 1")
+    if args.group == 1 or args.group < 0:
+        ap.error(f"--group must be 2 or more (0: off); got {args.group}")
     if args.amp and args.device != "cuda":
         ap.error("--amp needs --device cuda (the harness uses autocast on CUDA only)")
     if args.device == "cuda":
@@ -367,14 +391,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{' '.join(f'{v:.2f}' for v in load_before)}, after {' '.join(f'{v:.2f}' for v in load_after)}; "
           f"total {result['wall_s']} s")
     print()
-    print("| arch | method | threads | harness it/s | bare it/s | overhead % | 2t/1t (harness) |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    grp = f" group of {args.group} it/s | group x |" if args.group > 1 else ""
+    print("| arch | method | threads | harness it/s | bare it/s | overhead % | 2t/1t (harness) |" + grp)
+    print("|---|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if grp else ""))
     one = {(r["arch"], r["method"]): r["harness_its"] for r in rows if r["threads"] == 1}
     for r in rows:
         base = one.get((r["arch"], r["method"]))
         sp = f"{r['harness_its'] / base:.2f}" if base and r["threads"] != 1 else ""
+        g = f" {r['group_its']:.1f} | {r['group_speedup']:.2f} |" if grp else ""
         print(f"| {r['arch']} | {r['method']} | {r['threads']} | {r['harness_its']:.1f} | {r['bare_its']:.1f} | "
-              f"{r['overhead_pct']:+.1f} | {sp} |")
+              f"{r['overhead_pct']:+.1f} | {sp} |" + g)
     if variants:
         print()
         print("Bare loop variants (speed relative to fp32 at the same thread count; tail loss = mean loss of "

@@ -44,3 +44,16 @@ def test_bench_train_refuses_cuda_options_it_cannot_honour():
         proc = _run("--archs", "digitnet", "--device", "cuda")
         assert proc.returncode == 2 and "no CUDA GPU is available here" in proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_bench_train_times_a_group_of_runs_against_one_run(tmp_path):
+    out = tmp_path / "g.json"
+    proc = _run("--archs", "digitnet", "--methods", "randconv", "--threads", "1", "--iters", "2", "--warmup", "1",
+                "--repeats", "1", "--group", "2", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "group of 2 it/s | group x |" in proc.stdout
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["group"] == 2 and row["group_its"] > 0 and len(row["group_times_s"]) == 1
+    assert abs(row["group_speedup"] - row["group_its"] / row["harness_its"]) < 1e-9
+    proc = _run("--archs", "digitnet", "--group", "1")
+    assert proc.returncode == 2 and "--group must be 2 or more" in proc.stderr
