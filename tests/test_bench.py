@@ -551,7 +551,8 @@ def test_reference_gpu_preset_plan_orders_erm_neurn_pairs_first():
 
 
 def test_reference_gpu_preset_dry_run_on_cpu_writes_each_record_as_its_run_ends(tmp_path, monkeypatch):
-    """The preset's sweep with tiny iterations on CPU (one CNN and the ViT): order, records written one by one."""
+    """The preset's sweep with tiny iterations on CPU (one CNN and the ViT, grouped as the preset groups them):
+    order, records written one by one."""
     import neurn.bench.sweep as sweep_mod
     from neurn.bench.protocol import get_preset
 
@@ -569,15 +570,18 @@ def test_reference_gpu_preset_dry_run_on_cpu_writes_each_record_as_its_run_ends(
     fixed = dict(spec["fixed"], archs=["digitnet", "vit_p4"], seeds=[0], iters=1)
     recs = _sweep(tmp_path, archs=fixed["archs"], methods=fixed["methods"], seeds=fixed["seeds"],
                   iters=fixed["iters"], eval_limit=fixed["eval_limit"], curve_every=fixed["curve_every"],
-                  device="cpu", channels_last=True, checkpoint_every=spec["defaults"]["checkpoint_every"],
-                  pairs_first=spec["pairs_first"])
+                  device="cpu", checkpoint_every=spec["defaults"]["checkpoint_every"],
+                  pairs_first=spec["pairs_first"], group=spec["defaults"]["group"])
     assert written == [record_name(a, m, 0) for a, m in [
         ("digitnet", "erm"), ("digitnet", "neurn"), ("vit_p4", "erm"), ("vit_p4", "neurn"),
         ("digitnet", "randconv"), ("digitnet", "neurn+randconv"), ("vit_p4", "randconv"),
         ("vit_p4", "neurn+randconv")]]
     assert all(r["status"] == "ok" for r in recs), [r["reason"] for r in recs]
-    assert all((r["device"], r["amp"], r["channels_last"]) == ("cpu", False, True) for r in recs)
-    assert all(k not in recs[0]["config"] for k in ("device", "amp", "channels_last", "checkpoint_every"))
+    assert all((r["device"], r["amp"], r["channels_last"]) == ("cpu", False, False) for r in recs)
+    # Each arch's erm/neurn runs trained as one batched model, then its two RandConv methods.
+    assert recs[0]["group"] == recs[1]["group"] == ["digitnet/erm/s0", "digitnet/neurn/s0"]
+    assert recs[6]["group"] == ["vit_p4/randconv/s0", "vit_p4/neurn+randconv/s0"]
+    assert all(k not in recs[0]["config"] for k in ("device", "amp", "channels_last", "checkpoint_every", "group"))
 
 
 def test_cli_preset_fills_the_sweep_and_refuses_explicit_conflicts(tmp_path, monkeypatch):

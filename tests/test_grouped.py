@@ -163,3 +163,18 @@ def test_a_group_of_a_net_with_stochastic_depth_and_dropout_trains():
     recs = run_group("efficientnet_b0", [RunFiles("erm", 0), RunFiles("neurn", 1)], cfg, provider=TOY,
                      progress=False, threads=1)
     assert [r["status"] for r in recs] == ["ok", "ok"], [r["reason"] for r in recs]
+
+
+def test_a_vit_group_runs_its_attention_in_batched_matmuls():
+    """timm's fused attention has no vmap batching rule on CPU (a per-run loop and a warning); the group takes
+    timm's explicit path, the same softmax(q k^T / sqrt(d)) v."""
+    import warnings
+
+    cfg = default_protocol(2, eval_limit=8, targets=["mnist"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        recs = run_group("vit_p4", [RunFiles("erm", 0), RunFiles("neurn", 1)], cfg, provider=TOY, progress=False,
+                         threads=1)
+    assert [r["status"] for r in recs] == ["ok", "ok"], [r["reason"] for r in recs]
+    alone = _alone("vit_p4", [RunFiles("erm", 0)], cfg)[0]
+    assert abs(recs[0]["loss_curve"][0][1] - alone["loss_curve"][0][1]) < 1e-4

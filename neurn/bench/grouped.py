@@ -79,7 +79,7 @@ class StackedNets:
             for name, _ in core.named_buffers():
                 owner, _, leaf = name.rpartition(".")
                 core.get_submodule(owner)._buffers[leaf] = self.buffers[name][i]
-        base = _runwise_randomness(copy.deepcopy(self.cores[0]).to("meta"))  # the structure; weights come in the call
+        base = _vmap_friendly(copy.deepcopy(self.cores[0]).to("meta"))  # the structure; weights come in the call
 
         def call(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
             return functional_call(base, (params, buffers), (x,))
@@ -169,14 +169,21 @@ class RunwiseStochasticDepth(nn.Module):
         return x * (noise / keep if keep > 0.0 else noise)
 
 
-def _runwise_randomness(base: nn.Module) -> nn.Module:
-    """``base`` with every torchvision ``StochasticDepth`` replaced by :class:`RunwiseStochasticDepth`."""
+def _vmap_friendly(base: nn.Module) -> nn.Module:
+    """``base`` computing the same function in operations vmap batches in one call.
+
+    Every torchvision ``StochasticDepth`` becomes a :class:`RunwiseStochasticDepth`, and timm's attention
+    (``fused_attn``) takes its explicit path, softmax(q k^T / sqrt(d)) v in matmuls: vmap has no batching rule
+    for the fused CPU kernel and would run it once per run (with a warning).
+    """
     from torchvision.ops import StochasticDepth
 
     for name, module in list(base.named_modules()):
         if isinstance(module, StochasticDepth):
             owner, _, leaf = name.rpartition(".")
             setattr(base.get_submodule(owner), leaf, RunwiseStochasticDepth(module.p, module.mode))
+        elif isinstance(getattr(module, "fused_attn", None), bool):
+            module.fused_attn = False
     return base
 
 
