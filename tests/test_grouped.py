@@ -178,3 +178,15 @@ def test_a_vit_group_runs_its_attention_in_batched_matmuls():
     assert [r["status"] for r in recs] == ["ok", "ok"], [r["reason"] for r in recs]
     alone = _alone("vit_p4", [RunFiles("erm", 0)], cfg)[0]
     assert abs(recs[0]["loss_curve"][0][1] - alone["loss_curve"][0][1]) < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", __import__("neurn").bench.list_archs())
+@pytest.mark.parametrize("methods", [("erm", "neurn"), ("randconv", "neurn+randconv")])
+def test_every_registered_arch_trains_in_a_group(arch, methods):
+    """What the GPU sweep groups: every arch with both method pairs, one iteration (about 3 min for all, CPU)."""
+    cfg = default_protocol(1, eval_limit=8, targets=["mnist"], curve_every=1)
+    recs = run_group(arch, [RunFiles(m, s) for s, m in enumerate(methods)], cfg, provider=TOY, progress=False,
+                     threads=1)
+    assert [r["status"] for r in recs] == ["ok", "ok"], [r["reason"] for r in recs]
+    assert all(len(r["group"]) == 2 for r in recs)
