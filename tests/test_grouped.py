@@ -110,6 +110,10 @@ def test_a_group_checkpoint_is_each_runs_own_and_resumes_alone_or_together(tmp_p
 
 
 def test_sweep_with_group_writes_every_runs_own_record(tmp_path):
+    planned = []
+    assert _sweep(tmp_path, methods="erm,neurn,randconv", seeds="0,1", group=4, dry_run=True,
+                  notify=planned.append) == []
+    assert planned[-1] == "6 run(s) train in 2 unit(s) of up to 4 (one batched model per unit; 0 alone)"
     notes = []
     recs = _sweep(tmp_path, methods="erm,neurn,randconv", seeds="0,1", iters=3, group=4, notify=notes.append)
     assert len(recs) == 6 and all(r["status"] == "ok" for r in recs)
