@@ -14,12 +14,11 @@
 # checkpoints (tens of MB per run, they made the return folder unreadable once). Unpack the archive into
 # results/ref-gpu-i10000 (`tar -xzf .../ref-gpu-i10000.tar.gz -C results/ref-gpu-i10000`) and commit.
 #
-# Why a process group and our own clock: the sweep spawns worker processes; a plain `timeout` around this
-# script once left workers alive holding the output pipe, the device call ran into its hard limit and
-# nothing came back. So the sweep runs in its own session (setsid) with output to a log file, and after
-# SWEEP_BUDGET_S seconds the whole group gets SIGTERM, then SIGKILL 15 s later; the copy to $OUT always runs.
+# The budget: benchmarks/budget.sh (the sweep in its own process session, the whole group killed when the
+# budget runs out); the copy to $OUT always runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/budget.sh
 
 WORK="${SWEEP_WORK:-results/ref-gpu-i10000}"
 BUDGET="${SWEEP_BUDGET_S:-480}"
@@ -34,23 +33,8 @@ PY="${SWEEP_PYTHON:-$PY}"
 export CUBLAS_WORKSPACE_CONFIG="${CUBLAS_WORKSPACE_CONFIG:-:4096:8}"
 
 start=$(date +%s)
-setsid "$PY" -m neurn.cli bench --preset reference-gpu --out "$WORK" "$@" >"$LOG" 2>&1 < /dev/null &
-leader=$!
-status=0
-while kill -0 "$leader" 2>/dev/null; do
-    if (( $(date +%s) - start >= BUDGET )); then
-        echo "gpu_sweep: budget of ${BUDGET} s reached; stopping the sweep (finished records are kept)" >&2
-        kill -TERM -- "-$leader" 2>/dev/null
-        sleep "$GRACE"
-        kill -KILL -- "-$leader" 2>/dev/null
-        status=124
-        break
-    fi
-    sleep 2
-done
-if (( status == 0 )); then
-    wait "$leader"; status=$?
-fi
+GRACE_S="$GRACE" run_within "$BUDGET" "$LOG" "$PY" -m neurn.cli bench --preset reference-gpu --out "$WORK" "$@"
+status=$?
 tail -n 20 "$LOG" | tr '\r' '\n' | tail -n 8 >&2
 
 runs=$(find "$WORK" -maxdepth 1 -name '*-s[0-9]*.json' | wc -l)

