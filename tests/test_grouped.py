@@ -194,3 +194,29 @@ def test_every_registered_arch_trains_in_a_group(arch, methods):
                      threads=1)
     assert [r["status"] for r in recs] == ["ok", "ok"], [r["reason"] for r in recs]
     assert all(len(r["group"]) == 2 for r in recs)
+
+
+def test_a_registered_method_with_views_and_objective_joins_a_group():
+    import torch.nn.functional as F
+
+    from neurn.bench import methods as methods_mod
+
+    def smooth_objective(logits, y, cfg):
+        return F.cross_entropy(logits[0], y, label_smoothing=0.1)
+
+    def smooth(model, x, y, gen, cfg):
+        return smooth_objective([model(v) for v in methods_mod.erm_views(x, gen, cfg)], y, cfg)
+
+    methods_mod.register_method("smooth-test", wrap=methods_mod.with_neurn, views=methods_mod.erm_views,
+                                objective=smooth_objective)(smooth)
+    try:
+        assert group_key("smooth-test") not in (None, group_key("erm"))
+        recs = run_group("digitnet", [RunFiles("smooth-test", 0), RunFiles("smooth-test", 1)], CFG, provider=TOY,
+                         progress=False, threads=1)
+        alone = _alone("digitnet", [RunFiles("smooth-test", 1)])[0]
+    finally:
+        methods_mod.METHODS.remove("smooth-test")
+    assert recs[1]["group"] == ["digitnet/smooth-test/s0", "digitnet/smooth-test/s1"]
+    assert recs[1]["loss_curve"][0] == alone["loss_curve"][0]
+    with pytest.raises(ValueError, match="give both views and objective"):
+        methods_mod.register_method("half-test", views=methods_mod.erm_views)(smooth)
