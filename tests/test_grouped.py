@@ -220,3 +220,29 @@ def test_a_registered_method_with_views_and_objective_joins_a_group():
     assert recs[1]["loss_curve"][0] == alone["loss_curve"][0]
     with pytest.raises(ValueError, match="give both views and objective"):
         methods_mod.register_method("half-test", views=methods_mod.erm_views)(smooth)
+
+
+def test_a_group_whose_checkpoint_is_damaged_trains_each_iterations_runs_together(tmp_path, monkeypatch):
+    """One run's checkpoint damaged after the sweep planned the group: that run starts over, the other resumes;
+    neither is failed for the other's file."""
+    cfg = default_protocol(4, targets=["mnist"])
+    runs = [RunFiles(m, s, tmp_path / f"{m}-{s}.pt") for m, s in (("erm", 0), ("neurn", 1))]
+    calls = {"n": 0}
+    losses = StackedNets.losses
+
+    def killed_at_third(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return losses(self, *args)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(StackedNets, "losses", killed_at_third)
+        with pytest.raises(KeyboardInterrupt):
+            run_group("digitnet", runs, cfg, provider=TOY, progress=False, threads=1, checkpoint_every=2)
+    runs[0].checkpoint.write_bytes(b"damaged")
+    with pytest.warns(UserWarning, match="cannot be read"):
+        erm, neurn = run_group("digitnet", runs, cfg, provider=TOY, progress=False, threads=1, checkpoint_every=2)
+    assert (erm["status"], neurn["status"]) == ("ok", "ok"), (erm["reason"], neurn["reason"])
+    assert "resumed_from" not in erm and neurn["resumed_from"] == 2
+    assert (erm["method"], neurn["method"]) == ("erm", "neurn")

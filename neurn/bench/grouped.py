@@ -7,7 +7,9 @@ costs about one step of a run. The runs stay independent: each keeps its own ini
 augmentation draws and Adam moments (Adam is elementwise, so one Adam over the stacked weights is N Adams),
 and the summed loss gives each run's weights its own gradient. What differs from training them one by one is
 the order of floating-point sums (vmap turns N convolutions into one grouped convolution) and the dropout
-draws (``randomness="different"`` draws them per run from one generator), as between two devices.
+draws (``randomness="different"`` draws them per run from one generator), as between two devices. With fp16
+autocast (GPUs without bf16) the runs also share one gradient scaler, so an overflow in one run skips the
+step for all of them; bf16, the sweep's AMP on current GPUs, has no scaler.
 
 A run can join a group when its method gives its loss in two stages (``views`` and ``objective``, see
 :mod:`neurn.bench.methods`) and wraps the net at most with a parameter-free first layer (NeuRN): that layer

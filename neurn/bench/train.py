@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from neurn.bench.archs import arch_digest, count_params, create_arch, get_arch
 from neurn.bench.methods import get_method
 from neurn.bench.protocol import package_versions
-from neurn.errors import BenchError, InvalidArgument
+from neurn.errors import InvalidArgument
 
 def default_provider() -> Any:
     """The registered digit domains (``neurn.domains``)."""
@@ -327,6 +327,16 @@ def run_group(arch: str, runs: list[RunFiles], cfg: dict[str, Any], provider: An
         raise InvalidArgument("--channels-last trains one run at a time; drop it or use --group 1")
     try:
         _train_and_eval(slots, arch, cfg, resolve_provider(provider), data_root, progress, opts)
+    except _MixedStarts as mixed:
+        # A checkpoint the sweep counted on was unusable after all (damaged since, say): the runs that stand
+        # at each iteration train together, none of them is failed for another's file.
+        by_start: dict[int, list[RunFiles]] = {}
+        for files, start in zip(runs, mixed.starts):
+            by_start.setdefault(start, []).append(files)
+        done = {(r["method"], r["seed"]): r for part in by_start.values()
+                for r in run_group(arch, part, cfg, provider, threads, data_root, progress, device, amp,
+                                   channels_last, checkpoint_every)}
+        return [done[(r.method, int(r.seed))] for r in runs]
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # a broken run must not kill the sweep; the reason is kept in the record
@@ -349,6 +359,14 @@ def _new_record(arch: str, method: str, seed: int, cfg: dict[str, Any], device: 
         "channels_last": bool(channels_last),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+class _MixedStarts(Exception):
+    """The runs of a group would resume at different iterations (``starts``, in run order)."""
+
+    def __init__(self, starts: list[int]) -> None:
+        super().__init__(f"the runs of this group would start at iterations {starts}")
+        self.starts = starts
 
 
 class _Slot:
@@ -427,10 +445,10 @@ def _train_and_eval(slots: list[_Slot], arch: str, cfg: dict[str, Any], provider
         cores.append(core)
         prefixes.append(prefix)
     states = [_load_state(slot, cfg, curve_every) for slot in slots]
-    starts = {int(s["iter"]) if s is not None else 0 for s in states}
+    per_run = [int(s["iter"]) if s is not None else 0 for s in states]
+    starts = set(per_run)
     if len(starts) > 1:
-        raise BenchError(f"the runs of this group would start at iterations {sorted(starts)}; a group trains "
-                         "runs that stand at the same iteration (the sweep groups them so)")
+        raise _MixedStarts(per_run)  # run_group trains each iteration's runs as a group of their own
     stacked = StackedNets([s.model for s in slots], cores, prefixes) if len(slots) > 1 else None
     params = stacked.parameters() if stacked else list(slots[0].model.parameters())
     opt = torch.optim.Adam(params, lr=cfg["lr"])
