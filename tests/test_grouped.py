@@ -246,3 +246,17 @@ def test_a_group_whose_checkpoint_is_damaged_trains_each_iterations_runs_togethe
     assert (erm["status"], neurn["status"]) == ("ok", "ok"), (erm["reason"], neurn["reason"])
     assert "resumed_from" not in erm and neurn["resumed_from"] == 2
     assert (erm["method"], neurn["method"]) == ("erm", "neurn")
+
+
+def test_a_grouped_sweep_extends_a_shorter_one_with_the_result_of_training_the_group_from_scratch(tmp_path):
+    """--extend-from with --group: the group starts from the runs' final states at 2 and trains only 3-4."""
+    kw = dict(methods="randconv,neurn+randconv", checkpoint_every=2, curve_every=2, group=2)
+    scratch = _sweep(tmp_path / "scratch", iters=4, **kw)
+    _sweep(tmp_path / "short", iters=2, **kw)
+    notes = []
+    longer = _sweep(tmp_path / "longer", iters=4, extend_from=tmp_path / "short", notify=notes.append, **kw)
+    assert any("2 run(s) train in 1 unit(s) of up to 2" in n for n in notes)
+    for new, ref in zip(longer, scratch):
+        assert new["extended_from"]["iter"] == 2 and new["group"] == ref["group"]
+        for key in ("accuracy", "loss_curve", "source_curve", "final_loss"):
+            assert new[key] == ref[key], key
