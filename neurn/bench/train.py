@@ -385,6 +385,12 @@ class _Slot:
         self.window: list = []
         self.source_curve: list = []
         self.live = True
+        # Set by the training loop: the wrapped model on the device, and the epoch's batch order (on the CPU,
+        # where its generator draws it, and on the device, where the batches are indexed) with the position in it.
+        self.model: torch.nn.Module | None = None
+        self.order: torch.Tensor | None = None
+        self.order_dev: torch.Tensor | None = None
+        self.pos = 0
 
     def fail(self, reason: str, train_time: float, curve_every: int) -> None:
         """Record a run that stops here (a non-finite loss), with the curves it has."""
