@@ -36,7 +36,8 @@ runs the harness with the sweep's autocast (bf16) and the bare loop under the sa
 ``--group N`` also times ``neurn.bench.train.run_group``: N runs of the configuration (seeds 0..N-1) trained
 as one batched model, as ``neurn bench --group N`` does, interleaved with the other repeats. ``group it/s``
 counts iterations of all N runs (N x ``--iters`` per timed call), so ``group x`` (its ratio to the harness
-it/s of one run) is how many times faster the group gets through the same runs.
+it/s of one run) is how many times faster the group gets through the same runs. Groups train in fp32 (they
+refuse AMP), so compare them without ``--amp``.
 """
 from __future__ import annotations
 
@@ -211,7 +212,8 @@ def worker(arch: str, method: str, threads: int, iters: int, warmup: int, repeat
 
     def grouped(c: dict[str, Any]) -> float:
         runs = [RunFiles(method, s) for s in range(group)]
-        recs = run_group(arch, runs, c, provider=provider, progress=False, device=device, amp=amp)
+        # fp32 always: a group refuses AMP (autocast does not reach vmap's convolutions; train.GROUP_AMP).
+        recs = run_group(arch, runs, c, provider=provider, progress=False, device=device)
         bad = [r for r in recs if r["status"] != "ok"]
         if bad:
             raise RuntimeError(f"{arch}/{method} group of {group}: {bad[0]['reason']}")

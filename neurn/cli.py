@@ -202,7 +202,7 @@ def _explicit(ctx: click.Context, name: str) -> bool:
                    "training from scratch). --out must be another folder.")
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
               help="A named sweep (neurn.bench.protocol.PRESETS): quick, reference-gpu (every arch x 4 methods "
-                   "x 3 seeds, 10,000 iterations, cuda + amp, 8 workers, --group 6), cpu-converge (digitnet, mobilenet_v2, "
+                   "x 3 seeds, 10,000 iterations, cuda, 8 workers, --group 6), cpu-converge (digitnet, mobilenet_v2, "
                    "vit_p4 x 4 methods x 3 seeds, 2,000 iterations, learning curves), cpu-long (vit_p4, mnasnet1_0 at "
                    "6,000 iterations), cpu-regnet (regnetx_002 at 4,000 iterations), ablation. It fixes --archs/--methods/"
                    "--seeds/--iters/--eval-limit/--curve-every; the other options override its defaults.")

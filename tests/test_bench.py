@@ -536,7 +536,9 @@ def test_reference_gpu_preset_plan_orders_erm_neurn_pairs_first():
     fixed = spec["fixed"]
     assert fixed["iters"] == 10_000 and fixed["eval_limit"] is None and fixed["seeds"] == [0, 1, 2]
     assert fixed["curve_every"] == 1_000  # the verdict's plateau column needs ERM's learning curve
-    assert spec["defaults"]["device"] == "cuda" and spec["defaults"]["amp"] and spec["defaults"]["workers"] == 8
+    assert spec["defaults"]["device"] == "cuda" and spec["defaults"]["workers"] == 8
+    # Grouped (6 runs of an arch per batched model), so fp32: autocast does not reach vmap's convolutions.
+    assert spec["defaults"]["group"] == 6 and spec["defaults"]["amp"] is False
     archs = list_archs()
     assert len(archs) >= 8 and {"cnn", "nas", "vit"} <= {get_arch(a).family for a in archs}
     jobs = job_order(archs, fixed["methods"], fixed["seeds"], spec["pairs_first"])
@@ -609,7 +611,7 @@ def test_cli_preset_fills_the_sweep_and_refuses_explicit_conflicts(tmp_path, mon
     assert (seen["seeds"], seen["iters"], seen["eval_limit"], seen["out"]) == ("0,1,2", 10_000, None,
                                                                             "results/ref-gpu-i10000")
     assert (seen["workers"], seen["device"], seen["amp"], seen["checkpoint_every"]) == (3, "auto", False, 500)
-    assert seen["pairs_first"] == ["erm", "neurn"]
+    assert seen["pairs_first"] == ["erm", "neurn"] and seen["group"] == 6
     res = runner.invoke(cli, ["bench", "--preset", "cpu-converge"])
     assert res.exit_code == 0, res.output
     assert seen["archs"] == "digitnet,mobilenet_v2,vit_p4" and seen["iters"] == 2000 and seen["eval_limit"] is None

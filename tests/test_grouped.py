@@ -135,6 +135,21 @@ def test_group_options_are_checked_in_one_line(tmp_path):
     assert res.exit_code == 2 and "neurn: error: --channels-last trains one run at a time" in res.output
 
 
+def test_a_group_refuses_amp_that_autocast_would_not_give_it(monkeypatch):
+    """Under vmap, autocast leaves convolutions in fp32: a grouped record would claim bf16 it did not train in."""
+    import torch.nn.functional as F
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        x, w = torch.rand(2, 1, 3, 8, 8), torch.rand(4, 3, 3, 3)
+        assert F.conv2d(x[0], w).dtype == torch.bfloat16
+        assert vmap(lambda a: F.conv2d(a, w))(x).dtype == torch.float32  # if torch fixes this, GROUP_AMP can go
+    import neurn.bench.train as train_mod
+
+    monkeypatch.setattr(train_mod, "amp_dtype", lambda device, amp: torch.bfloat16 if amp else None)
+    with pytest.raises(InvalidArgument, match="--amp trains one run at a time"):
+        run_group("digitnet", [RunFiles("erm", 0), RunFiles("neurn", 0)], CFG, provider=TOY, progress=False, amp=True)
+
+
 def test_cli_bench_group_on_the_registered_domains(tmp_path):
     out = tmp_path / "g"
     res = CliRunner().invoke(cli, ["bench", "--archs", "digitnet", "--methods", "erm,neurn", "--seeds", "0",

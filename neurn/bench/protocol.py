@@ -141,8 +141,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "reference-gpu": {
         "description": "every registered arch x the 4 methods x seeds 0,1,2 at 10,000 iterations, full test "
-                       "splits, learning curve every 1,000, on one CUDA GPU with AMP, 8 worker processes, "
-                       "erm/neurn pairs first, up to 6 runs of one arch per batched model (--group 6)",
+                       "splits, learning curve every 1,000, on one CUDA GPU, 8 worker processes, erm/neurn pairs "
+                       "first, up to 6 runs of one arch per batched model (--group 6, fp32)",
         # The learning curve (1,000 images every 1,000 iterations: milliseconds on a GPU) lets the verdict
         # say whether each arch's ERM had plateaued; MNASNet was still rising at 6,000 on CPU.
         "fixed": {"archs": ALL_ARCHS, "methods": ALL_METHODS, "seeds": [0, 1, 2], "iters": 10_000,
@@ -152,7 +152,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         # each step of these nets queues hundreds of tiny kernels, so 8 runs side by side wait on launches.
         # Six runs per step is six times the work per kernel. What that buys on a GPU is not measured yet
         # (`benchmarks/bench_train.py --device cuda --group 6` measures it); the records are the same either way.
-        "defaults": {"out": "results/ref-gpu-i10000", "device": "cuda", "amp": True, "channels_last": False,
+        # No AMP: autocast does not reach a group's batched convolutions (train.GROUP_AMP), and a step of these
+        # nets waits on launches, not arithmetic. `--group 1 --amp` trains as the first call did.
+        "defaults": {"out": "results/ref-gpu-i10000", "device": "cuda", "amp": False, "channels_last": False,
                      "workers": 8, "threads": 1, "checkpoint_every": 500, "group": 6},
         # Job order: for each seed, for each arch, erm then neurn; then the same for the randconv methods,
         # so a time-out still leaves whole erm/neurn pairs (the paper's claim) before any RandConv run.

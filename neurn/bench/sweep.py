@@ -23,7 +23,7 @@ from neurn.bench.methods import list_methods
 from neurn.bench.records import (CONFIG_NAME, RecordWarning, check_or_write_config, diff_config, load_record,
                                  read_config, read_record, record_name, write_json_atomic)
 from neurn.bench.protocol import EXECUTORS as EXECUTOR_NAMES, default_protocol
-from neurn.bench.train import (RunFiles, checkpoint_name, checkpoint_start, extension_start, keep_split, load_split,
+from neurn.bench.train import (GROUP_AMP, RunFiles, checkpoint_name, checkpoint_start, extension_start, keep_split, load_split,
                                portable_provider, resolve_device, resolve_provider, run_group)
 from neurn.errors import BenchError, ConfigMismatch, InvalidArgument, NeurnError, UnknownName
 
@@ -516,6 +516,8 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
     device = resolve_device(device)  # --device cuda on a machine without CUDA: one line, before any output
     if amp and device != "cuda":
         raise InvalidArgument("--amp needs --device cuda (autocast is used on CUDA only)")
+    if amp and group > 1:
+        raise InvalidArgument(GROUP_AMP)
     # An unwritable --out fails now, not when the first run finishes; a dry run creates nothing.
     out = Path(out) if dry_run else check_output_dir(out)
     if dry_run and out.exists() and not out.is_dir():

@@ -275,6 +275,13 @@ def run_one(arch: str, method: str, seed: int, cfg: dict[str, Any], provider: An
     return rec
 
 
+# Autocast does not reach inside vmap's batching rules for convolutions and batch norm (measured, torch 2.14:
+# under autocast a vmapped conv2d returns float32, an unbatched one bfloat16), so a group would train mostly in
+# fp32 while its records said bf16. Groups therefore train in fp32; AMP stays for runs trained alone.
+GROUP_AMP = ("--amp trains one run at a time: autocast does not reach a group's batched convolutions (they would "
+             "run in fp32 while the record said bf16); drop --amp or use --group 1")
+
+
 class RunFiles(NamedTuple):
     """One run of a group (:func:`run_group`) and its files: ``checkpoint``, ``final_checkpoint`` and
     ``extend_from`` as in :func:`run_one` (None / empty: none)."""
@@ -295,7 +302,8 @@ def run_group(arch: str, runs: list[RunFiles], cfg: dict[str, Any], provider: An
     One run trains exactly as :func:`run_one` describes. Two or more train together through
     :class:`neurn.bench.grouped.StackedNets` when every method can (:func:`neurn.bench.grouped.group_key`
     equal for all) and every run starts at the same iteration; otherwise they train one after the other.
-    Each record then says ``group``: the runs it trained with. ``channels_last`` needs a group of one.
+    Each record then says ``group``: the runs it trained with. ``channels_last`` and ``amp`` (on CUDA) need a
+    group of one (:data:`GROUP_AMP` says why for AMP).
 
     Args:
         arch: the architecture of every run.
@@ -325,6 +333,8 @@ def run_group(arch: str, runs: list[RunFiles], cfg: dict[str, Any], provider: An
                                                            progress, device, amp, channels_last, checkpoint_every)]
     if len(runs) > 1 and channels_last:
         raise InvalidArgument("--channels-last trains one run at a time; drop it or use --group 1")
+    if len(runs) > 1 and amp_dtype(device, amp) is not None:
+        raise InvalidArgument(GROUP_AMP)
     try:
         _train_and_eval(slots, arch, cfg, resolve_provider(provider), data_root, progress, opts)
     except _MixedStarts as mixed:
