@@ -12,7 +12,8 @@
 # 3. benchmarks/gpu_sweep.sh (the reference-gpu preset, --group 6) with the rest of CALL_BUDGET_S: records
 #    packed into $OUT/ref-gpu-i10000.tar.gz, table.md and sweep.log beside it.
 # Five files come back, within the device's eight. GPU_CALL_DEVICE=cpu runs the same on CPU (the test does;
-# BENCH_ITERS, BENCH_WARMUP and MIN_SWEEP_S, the least time worth starting the sweep for, shrink it).
+# BENCH_ITERS, BENCH_WARMUP, MIN_SWEEP_S, the least time worth starting the sweep for, and SWEEP_BUDGET_S, a cap
+# on the sweep's share, shrink it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source benchmarks/budget.sh
@@ -50,4 +51,6 @@ if (( left < ${MIN_SWEEP_S:-60} )); then
     echo "gpu_call: ${left} s left of ${CALL_BUDGET} s; no time for the sweep" >&2
     exit 124
 fi
-SWEEP_BUDGET_S=$(( left - ${SWEEP_GRACE_S:-15} - 20 )) bash benchmarks/gpu_sweep.sh --device "$DEVICE" "$@"
+sweep=$(( left - ${SWEEP_GRACE_S:-15} - 20 ))  # 20 s to write the table and pack the archive
+if [[ -n "${SWEEP_BUDGET_S:-}" ]] && (( SWEEP_BUDGET_S < sweep )); then sweep=$SWEEP_BUDGET_S; fi
+SWEEP_BUDGET_S=$sweep bash benchmarks/gpu_sweep.sh --device "$DEVICE" "$@"

@@ -37,7 +37,8 @@ def test_the_whole_device_call_measures_then_sweeps_within_its_budget(tmp_path):
     """benchmarks/gpu_call.sh on CPU: bench_train's JSON and table, then the sweep's archive, all in $OUT."""
     work, out = tmp_path / "work", tmp_path / "out"
     env = dict(os.environ, GPU_CALL_DEVICE="cpu", BENCH_ARCHS="digitnet", BENCH_ITERS="2", BENCH_WARMUP="1",
-               CALL_BUDGET_S="70", BENCH_BUDGET_S="60", MIN_SWEEP_S="5", SWEEP_GRACE_S="1", SWEEP_WORK=str(work),
+               CALL_BUDGET_S="90", BENCH_BUDGET_S="60", MIN_SWEEP_S="5", SWEEP_BUDGET_S="4", SWEEP_GRACE_S="1",
+               SWEEP_WORK=str(work),
                OUT=str(out), SWEEP_PYTHON=sys.executable)
     call = SCRIPT.parent / "gpu_call.sh"
     proc = subprocess.run(["bash", str(call), "--workers", "1"], env=env, capture_output=True, text=True, timeout=300)
