@@ -275,3 +275,15 @@ def test_a_grouped_sweep_extends_a_shorter_one_with_the_result_of_training_the_g
         assert new["extended_from"]["iter"] == 2 and new["group"] == ref["group"]
         for key in ("accuracy", "loss_curve", "source_curve", "final_loss"):
             assert new[key] == ref[key], key
+
+
+def test_plan_counts_a_unit_of_grouped_runs_once_at_its_dearest_run(tmp_path):
+    from neurn.bench.estimate import RunPlan, format_plan
+
+    jobs = [Job("digitnet", m, s) for s in (0, 1) for m in ("erm", "neurn")]
+    rows = [RunPlan(j.arch, j.method, j.seed, "to start", 0, 600.0 + 60 * j.seed) for j in jobs]
+    alone = format_plan(rows, tmp_path, 10, workers=1).splitlines()[-1]
+    assert alone.startswith("estimated: 42 min of run time, about 42 min with 1 worker(s)")
+    grouped = format_plan(rows, tmp_path, 10, workers=1, units=[tuple(jobs[:2]), tuple(jobs[2:])]).splitlines()[-1]
+    assert grouped.startswith("estimated: 42 min of run time, about 21 min with 1 worker(s) in 2 unit(s), each as "
+                              "long as its dearest run")

@@ -118,7 +118,8 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
-def format_plan(rows: list[RunPlan], out: Path, iters: int, workers: int, cores: int | None = None) -> str:
+def format_plan(rows: list[RunPlan], out: Path, iters: int, workers: int, cores: int | None = None,
+                units: list[tuple[Any, ...]] | None = None) -> str:
     """The plan as text: a summary line, one line per run not yet recorded, the estimated total.
 
     Args:
@@ -128,6 +129,8 @@ def format_plan(rows: list[RunPlan], out: Path, iters: int, workers: int, cores:
         workers: parallel processes the sweep will use.
         cores: CPU cores, for a CPU sweep: more workers than cores run no more runs at once (the
             recorded times already include sharing the cores). None: as many runs at once as workers.
+        units: the pending runs as ``--group`` packs them (jobs with ``arch``, ``method``, ``seed``); the
+            wall time then counts each unit once, at its dearest run's estimate. None: every run alone.
 
     Returns:
         Lines ending in a newline.
@@ -146,8 +149,16 @@ def format_plan(rows: list[RunPlan], out: Path, iters: int, workers: int, cores:
     if known:
         slots = min(workers, cores) if cores else workers
         on = f" on {cores} core(s)" if cores else ""
-        lines.append(f"estimated: {_duration(sum(known))} of run time, about {_duration(makespan(known, slots))} "
-                     f"with {workers} worker(s){on}, from the times of finished runs of the same arch and method")
+        jobs, grouped = known, ""
+        if units and any(len(u) > 1 for u in units):
+            cost = {(r.arch, r.method, r.seed): r.seconds for r in todo}
+            jobs = [max(c) for u in units if (c := [cost[k] for j in u
+                                                    if (k := (j.arch, j.method, j.seed)) in cost and cost[k] is not None])]
+            grouped = (f" in {len(units)} unit(s), each as long as its dearest run (the runs of a unit train at once; "
+                       "the times come from runs trained the same way only if the records say `group`)")
+        lines.append(f"estimated: {_duration(sum(known))} of run time, about {_duration(makespan(jobs, slots))} "
+                     f"with {workers} worker(s){on}{grouped}, from the times of finished runs of the same arch and "
+                     "method")
     unknown = len(todo) - len(known)
     if unknown:
         lines.append(f"no estimate for {unknown} run(s): no finished run of their arch and method on this device "

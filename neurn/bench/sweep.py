@@ -550,7 +550,7 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
         if dry_run:
             rows = describe(pending, finished, out, iters, device, resume_at, extend_at)
             cores = (os.cpu_count() or 1) if device == "cpu" else None
-            notify(format_plan(rows, out, iters, workers, cores).rstrip("\n"))
+            notify(format_plan(rows, out, iters, workers, cores, units if group > 1 else None).rstrip("\n"))
             if group > 1 and pending:
                 notify(_group_line(units))
             return []
