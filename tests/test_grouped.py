@@ -1,6 +1,8 @@
 """`neurn bench --group`: several runs of one arch trained as one batched model (neurn.bench.grouped)."""
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -16,6 +18,24 @@ from neurn.errors import InvalidArgument
 from test_bench import TOY, _kill_test_method, _sweep
 
 CFG = default_protocol(6, targets=["mnist", "mnistm"], curve_every=3)
+
+
+@contextlib.contextmanager
+def _killed_at_third_step(monkeypatch):
+    """A group's third training step raises KeyboardInterrupt (as Ctrl-C would); the block must meet it."""
+    calls = {"n": 0}
+    losses = StackedNets.losses
+
+    def killed_at_third(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return losses(self, *args)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(StackedNets, "losses", killed_at_third)
+        with pytest.raises(KeyboardInterrupt):
+            yield
 
 
 def _alone(arch, runs, cfg=CFG):
@@ -76,19 +96,8 @@ def test_a_group_checkpoint_is_each_runs_own_and_resumes_alone_or_together(tmp_p
         return run_group("digitnet", files(folder), cfg, provider=TOY, progress=False, threads=1, checkpoint_every=2)
 
     whole = group(tmp_path / "whole")
-    calls = {"n": 0}
-    losses = StackedNets.losses
-
-    def killed_at_third(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return losses(self, *args)
-
-    with monkeypatch.context() as mp:
-        mp.setattr(StackedNets, "losses", killed_at_third)
-        with pytest.raises(KeyboardInterrupt):
-            group(tmp_path / "cut")
+    with _killed_at_third_step(monkeypatch):
+        group(tmp_path / "cut")
     ckpts = [f.checkpoint for f in files(tmp_path / "cut")]
     states = [torch.load(p, weights_only=True) for p in ckpts]
     assert [s["iter"] for s in states] == [2, 2] and [s["job"][1] for s in states] == ["erm", "neurn"]
@@ -242,19 +251,8 @@ def test_a_group_whose_checkpoint_is_damaged_trains_each_iterations_runs_togethe
     neither is failed for the other's file."""
     cfg = default_protocol(4, targets=["mnist"])
     runs = [RunFiles(m, s, tmp_path / f"{m}-{s}.pt") for m, s in (("erm", 0), ("neurn", 1))]
-    calls = {"n": 0}
-    losses = StackedNets.losses
-
-    def killed_at_third(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return losses(self, *args)
-
-    with monkeypatch.context() as mp:
-        mp.setattr(StackedNets, "losses", killed_at_third)
-        with pytest.raises(KeyboardInterrupt):
-            run_group("digitnet", runs, cfg, provider=TOY, progress=False, threads=1, checkpoint_every=2)
+    with _killed_at_third_step(monkeypatch):
+        run_group("digitnet", runs, cfg, provider=TOY, progress=False, threads=1, checkpoint_every=2)
     runs[0].checkpoint.write_bytes(b"damaged")
     with pytest.warns(UserWarning, match="cannot be read"):
         erm, neurn = run_group("digitnet", runs, cfg, provider=TOY, progress=False, threads=1, checkpoint_every=2)
