@@ -189,8 +189,8 @@ def _explicit(ctx: click.Context, name: str) -> bool:
                    "last state in OUT/.ckpt/final for --extend-from. Not config: results are identical.")
 @click.option("--group", type=click.IntRange(min=1), default=None,
               help="Train up to N runs of one arch as one batched model (erm with neurn, randconv with "
-                   "neurn+randconv; default: 1, each alone, or the preset's). Pays on a GPU; each record names its "
-                   "group. Not config.")
+                   "neurn+randconv; default: 1, each alone, or the preset's). Meant for a GPU; groups train in fp32 "
+                   "(not with --amp or --channels-last); each record names its group. Not config.")
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address (with --executor dask).")
 @click.option("--retry-failed", is_flag=True, help="Rerun the runs recorded as failed.")
 @click.option("--plan", "dry_run", is_flag=True,
