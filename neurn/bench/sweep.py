@@ -7,6 +7,7 @@ killed sweep loses at most the runs in flight and a rerun skips everything alrea
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -23,7 +24,7 @@ from neurn.bench.methods import list_methods
 from neurn.bench.records import (CONFIG_NAME, RecordWarning, check_or_write_config, diff_config, load_record,
                                  read_config, read_record, record_name, write_json_atomic)
 from neurn.bench.protocol import EXECUTORS as EXECUTOR_NAMES, default_protocol
-from neurn.bench.train import (GROUP_AMP, RunFiles, checkpoint_name, checkpoint_start, extension_start, keep_split, load_split,
+from neurn.bench.train import (RunFiles, check_group, checkpoint_name, checkpoint_start, extension_start, keep_split, load_split,
                                portable_provider, resolve_device, resolve_provider, run_group)
 from neurn.errors import BenchError, ConfigMismatch, InvalidArgument, NeurnError, UnknownName
 
@@ -506,8 +507,7 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
         raise InvalidArgument(f"--threads must be >= 1; got {threads}")
     if group < 1:
         raise InvalidArgument(f"--group must be >= 1 (1: every run alone); got {group}")
-    if group > 1 and channels_last:
-        raise InvalidArgument("--channels-last trains one run at a time; drop it or use --group 1")
+    check_group(group, channels_last, False)  # before the device check, as the other option checks
     if checkpoint_every < 0:
         raise InvalidArgument(f"--checkpoint-every must be >= 0 (0: no checkpoints); got {checkpoint_every}")
     if curve_every < 0 or curve_eval_limit < 1:
@@ -516,8 +516,7 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
     device = resolve_device(device)  # --device cuda on a machine without CUDA: one line, before any output
     if amp and device != "cuda":
         raise InvalidArgument("--amp needs --device cuda (autocast is used on CUDA only)")
-    if amp and group > 1:
-        raise InvalidArgument(GROUP_AMP)
+    check_group(group, channels_last, amp)
     # An unwritable --out fails now, not when the first run finishes; a dry run creates nothing.
     out = Path(out) if dry_run else check_output_dir(out)
     if dry_run and out.exists() and not out.is_dir():
@@ -537,9 +536,12 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
         pending, finished = plan(archs, methods, seeds, out, retry_failed, notify=notify, pairs_first=pairs_first)
         check_arch_definitions(out, finished, cfg)
 
+        # Cached: the plan, the grouping and the notices all ask, and each answer reads a checkpoint.
+        @functools.cache
         def resume_at(job: Job) -> int:
             return checkpoint_start(checkpoint_path(out, job), job, cfg) if checkpoint_every else 0
 
+        @functools.cache
         def extend_at(job: Job) -> int:
             return extension_start(extension_sources(source, job), job, cfg) if source is not None else 0
 

@@ -282,6 +282,14 @@ GROUP_AMP = ("--amp trains one run at a time: autocast does not reach a group's 
              "run in fp32 while the record said bf16); drop --amp or use --group 1")
 
 
+def check_group(size: int, channels_last: bool, autocast: bool) -> None:
+    """Refuse, in one line, the execution options a group of ``size`` runs cannot honour (``InvalidArgument``)."""
+    if size > 1 and channels_last:
+        raise InvalidArgument("--channels-last trains one run at a time; drop it or use --group 1")
+    if size > 1 and autocast:
+        raise InvalidArgument(GROUP_AMP)
+
+
 class RunFiles(NamedTuple):
     """One run of a group (:func:`run_group`) and its files: ``checkpoint``, ``final_checkpoint`` and
     ``extend_from`` as in :func:`run_one` (None / empty: none)."""
@@ -317,24 +325,21 @@ def run_group(arch: str, runs: list[RunFiles], cfg: dict[str, Any], provider: An
     """
     from neurn.bench.grouped import group_key
 
-    recs = [_new_record(arch, r.method, int(r.seed), cfg, device, amp_dtype(device, amp), channels_last)
-            for r in runs]
+    keys = {group_key(r.method) for r in runs} if len(runs) > 1 else set()
+    if len(keys) > 1 or None in keys:
+        # Methods that cannot share a batched model: the same runs, one after the other.
+        return [rec for files in runs for rec in run_group(arch, [files], cfg, provider, threads, data_root,
+                                                           progress, device, amp, channels_last, checkpoint_every)]
+    dtype = amp_dtype(device, amp)
+    check_group(len(runs), channels_last, dtype is not None)
+    recs = [_new_record(arch, r.method, int(r.seed), cfg, device, dtype, channels_last) for r in runs]
     if threads:
         torch.set_num_threads(threads)
     for rec in recs:
         rec["threads"] = torch.get_num_threads()
-    opts = {"device": device, "dtype": amp_dtype(device, amp), "channels_last": bool(channels_last),
+    opts = {"device": device, "dtype": dtype, "channels_last": bool(channels_last),
             "checkpoint_every": int(checkpoint_every)}
     slots = [_Slot(rec, r, checkpoint_every) for rec, r in zip(recs, runs)]
-    keys = {group_key(r.method) for r in runs} if len(runs) > 1 else set()
-    if len(keys) > 1 or None in keys:
-        # Methods that cannot share a batched model: the same runs, one after the other.
-        return [rec for slot in slots for rec in run_group(arch, [slot.files], cfg, provider, threads, data_root,
-                                                           progress, device, amp, channels_last, checkpoint_every)]
-    if len(runs) > 1 and channels_last:
-        raise InvalidArgument("--channels-last trains one run at a time; drop it or use --group 1")
-    if len(runs) > 1 and amp_dtype(device, amp) is not None:
-        raise InvalidArgument(GROUP_AMP)
     try:
         _train_and_eval(slots, arch, cfg, resolve_provider(provider), data_root, progress, opts)
     except _MixedStarts as mixed:
@@ -477,7 +482,7 @@ def _train_and_eval(slots: list[_Slot], arch: str, cfg: dict[str, Any], provider
     start, elapsed = starts.pop(), 0.0
     # Checkpoint points read the pending losses too: only when some run has a file to save to.
     every = opts["checkpoint_every"] if any(s.ckpt is not None for s in slots) else 0
-    if start or any(s is not None for s in states):
+    if any(s is not None for s in states):
         # Everything the remaining iterations depend on: weights, Adam moments, both generators, the
         # global RNG (dropout), the epoch's batch order and position, and the curves so far.
         for slot, state in zip(slots, states):
@@ -526,11 +531,11 @@ def _train_and_eval(slots: list[_Slot], arch: str, cfg: dict[str, Any], provider
             "order": slot.order, "pos": slot.pos, "curve": slot.curve, "window": slot.window,
             "source_curve": slot.source_curve, "train_time_s": time.perf_counter() - t0}
 
+    def train_mode() -> None:
+        (stacked or slots[0].model).train()
+
     t0 = time.perf_counter() - elapsed
-    if stacked:
-        stacked.train()
-    else:
-        slots[0].model.train()
+    train_mode()
     desc = f"{arch}/{slots[0].files.method}/s{slots[0].seed}" + (f" +{len(slots) - 1}" if len(slots) > 1 else "")
     bar = tqdm(range(start, cfg["iters"]), desc=desc, leave=False, disable=not progress,
                file=sys.stderr, dynamic_ncols=True, initial=start, total=cfg["iters"])
@@ -590,10 +595,7 @@ def _train_and_eval(slots: list[_Slot], arch: str, cfg: dict[str, Any], provider
             with autocast():
                 for i in live:
                     slots[i].source_curve.append([done, round(evaluate(slots[i].model, x_cur, y_cur), 5)])
-            if stacked:
-                stacked.train()
-            else:
-                slots[0].model.train()
+            train_mode()
         if ckpt_due:
             for i in live:
                 if slots[i].ckpt is not None:
