@@ -328,10 +328,11 @@ def table_cmd(results: tuple[str, ...], fmt: str, method: str, baseline: str, by
 
 
 def _warn_flagged(records: list) -> None:
-    """On stderr, one line each: archs trained on several definitions, runs whose record carries warnings."""
-    from neurn.bench.report import definition_conflicts
+    """On stderr, one line each: archs trained on several definitions or precisions, runs whose record carries
+    warnings."""
+    from neurn.bench.report import definition_conflicts, precision_mixes
 
-    for line in definition_conflicts(records):
+    for line in definition_conflicts(records) + precision_mixes(records):
         _warn_line(line)
     for r in records:
         for warning in r.get("warnings") or []:

@@ -180,6 +180,26 @@ def test_table_warns_when_an_arch_was_trained_on_two_definitions(tmp_path):
     assert "definitions of the arch" not in res.output
 
 
+def test_table_warns_when_an_arch_was_trained_at_two_precisions(tmp_path):
+    """E.g. the GPU sweep's first bf16 runs beside its fp32 grouped ones: pooled, but said so on stderr."""
+    shutil.copytree(FIXTURES, tmp_path / "r")
+    for s, amp in ((0, "bfloat16"), (1, False), (2, False)):
+        p = tmp_path / "r" / f"vit_p4-erm-s{s}.json"
+        write_json_atomic(p, dict(read_record(p), amp=amp))
+    p = tmp_path / "r" / "vit_p4-neurn-s0.json"
+    write_json_atomic(p, dict(read_record(p), amp=False))
+    for args in ([], ["--by-family"]):
+        res = CliRunner().invoke(cli, ["table", str(tmp_path / "r"), *args])
+        assert res.exit_code == 0, res.output
+        lines = [line for line in res.output.splitlines() if "autocast" in line]
+        assert lines == ["warning: vit_p4: 1 run trained in bfloat16 autocast, 3 in fp32; the table pools them"]
+    # One precision throughout (or records that do not say): no line.
+    p = tmp_path / "r" / "vit_p4-erm-s0.json"
+    write_json_atomic(p, dict(read_record(p), amp=False))
+    assert "autocast" not in CliRunner().invoke(cli, ["table", str(tmp_path / "r")]).output
+    assert "autocast" not in CliRunner().invoke(cli, ["table", str(FIXTURES)]).output
+
+
 @pytest.mark.parametrize("args, msg", [
     (["--baseline", "nosuch"], "unknown method 'nosuch'"),
     (["--method", "nosuch"], "unknown method 'nosuch'"),

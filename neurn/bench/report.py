@@ -93,6 +93,32 @@ def definition_conflicts(records: Iterable[dict[str, Any]]) -> list[str]:
             "their numbers do not compare" for arch, d in digests.items() if len(d) > 1]
 
 
+def precision_mixes(records: Iterable[dict[str, Any]]) -> list[str]:
+    """One line per arch whose successful runs were trained at more than one precision (the record's ``amp``).
+
+    The precision is recorded in each run, not fixed by the protocol (the GPU reference sweep's first runs
+    trained in bf16 autocast, its grouped runs in fp32), so a table over such a folder pools them; the line
+    says so instead of averaging them silently. Records from before ``amp`` was recorded are not counted.
+
+    >>> precision_mixes([{"arch": "a", "status": "ok", "amp": "bfloat16"}, {"arch": "a", "status": "ok", "amp": False},
+    ...                  {"arch": "a", "status": "ok", "amp": False}, {"arch": "b", "status": "ok", "amp": False}])
+    ['a: 1 run trained in bfloat16 autocast, 2 in fp32; the table pools them']
+    """
+    counts: dict[str, dict[str, int]] = {}
+    for r in records:
+        if r.get("status") == "ok" and "amp" in r:
+            label = f"{r['amp']} autocast" if r["amp"] else "fp32"
+            per = counts.setdefault(r["arch"], {})
+            per[label] = per.get(label, 0) + 1
+    lines = []
+    for arch, per in counts.items():
+        if len(per) > 1:
+            (first, n), *rest = per.items()
+            lines.append(f"{arch}: {n} run{'s' if n > 1 else ''} trained in {first}, "
+                         + ", ".join(f"{k} in {label}" for label, k in rest) + "; the table pools them")
+    return lines
+
+
 def _order(values: Iterable[str], preferred: list[str]) -> list[str]:
     """``values`` sorted by their position in ``preferred`` (unknown ones last, in first-seen order)."""
     seen = list(dict.fromkeys(values))
