@@ -843,6 +843,33 @@ def test_plan_costs_come_from_the_own_folder_else_the_longest_sibling_runs(tmp_p
     assert run_costs([tmp_path / "short", tmp_path / "long"], "cpu")[("vit_p4", "erm")][2] == tmp_path / "short"
 
 
+def test_plan_scales_a_method_never_run_on_an_arch_from_the_closest_method_run_on_it(tmp_path):
+    """neurn+randconv on mnasnet1_0 before any has finished: randconv's time there x the ratio on the archs that
+    ran both (erm's ratio rests on as many archs but is further from 1); a method run nowhere stays unknown."""
+    from neurn.bench.estimate import describe, format_plan
+    from neurn.bench.records import write_json_atomic
+    from neurn.bench.sweep import Job
+
+    old = tmp_path / "results" / "old"
+    write_json_atomic(old / "config.json", {})
+    for arch, method, seconds in [("digitnet", "erm", 25.0), ("digitnet", "randconv", 100.0),
+                                  ("digitnet", "neurn+randconv", 120.0), ("vit_p4", "erm", 50.0),
+                                  ("vit_p4", "randconv", 200.0), ("vit_p4", "neurn+randconv", 240.0),
+                                  ("mnasnet1_0", "erm", 100.0), ("mnasnet1_0", "randconv", 300.0)]:
+        write_json_atomic(old / record_name(arch, method, 0), {
+            "arch": arch, "method": method, "seed": 0, "status": "ok", "accuracy": {"mnist": 0.9},
+            "iters": 100, "train_time_s": seconds, "eval_time_s": 0.0, "device": "cpu"})
+    out = tmp_path / "results" / "new"
+    rows = describe([Job("mnasnet1_0", "neurn+randconv", 0), Job("mnasnet1_0", "neurn", 0)], [], out, 200, "cpu",
+                    lambda job: 0)
+    assert rows[0].seconds == pytest.approx(3.0 * 1.2 * 200) and rows[0].scaled_from == "randconv x 1.20"
+    assert rows[1].seconds is None and rows[1].scaled_from == ""
+    text = format_plan(rows, out, 200, workers=1)
+    assert "mnasnet1_0/neurn+randconv/s0  to start               ~12 min (as randconv x 1.20)" in text
+    assert "the 1 marked (as METHOD x RATIO)" in text
+    assert "no estimate for 1 run(s)" in text and "nor of their method on another arch" in text
+
+
 def test_cli_plan_on_a_new_folder_creates_nothing(tmp_path):
     res = CliRunner().invoke(cli, ["bench", "--plan", "--out", str(tmp_path / "new"), "--archs", "digitnet",
                                    "--methods", "erm,neurn", "--seeds", "0", "--iters", "10"])

@@ -9,6 +9,7 @@ under ``results/``), scaled per iteration. Nothing here trains or writes anythin
 from __future__ import annotations
 
 import heapq
+import math
 import statistics
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -25,6 +26,7 @@ class RunPlan(NamedTuple):
     state: str  # "recorded", "resumes" (own checkpoint), "extends" (a shorter run's state) or "to start"
     start_iter: int
     seconds: float | None
+    scaled_from: str = ""  # "randconv x 1.05": the estimate scales another method's time on this arch
 
 
 def run_costs(folders: list[Path], device: str) -> dict[tuple[str, str], tuple[float, float, Path]]:
@@ -60,6 +62,50 @@ def run_costs(folders: list[Path], device: str) -> dict[tuple[str, str], tuple[f
                 best[key] = rank
     return {key: (statistics.median(t for t, _ in times), statistics.median(e for _, e in times), folder)
             for key, (_, _, folder, times) in best.items()}
+
+
+def scaled_cost(costs: dict[tuple[str, str], tuple[float, float, Path]], arch: str,
+                method: str) -> tuple[tuple[float, float] | None, str]:
+    """A cost for a method that never finished on ``arch``: another method's time on it, times the median ratio
+    of the two methods' times per iteration on the archs that ran both.
+
+    A new sweep's first RandConv variant has no run of its own to time (``neurn+randconv`` on mnasnet1_0 in
+    ``cpu-mnasnet``), and leaving it out made ``--plan``'s wall time hours short. The other method is the
+    one whose ratio rests on the most archs, and among those the one closest in cost (ratio nearest 1: the
+    least extrapolation, e.g. randconv for neurn+randconv rather than erm).
+
+    Args:
+        costs: from :func:`run_costs`.
+        arch: the architecture to estimate.
+        method: the method without a finished run on it.
+
+    Returns:
+        ``((seconds_per_iteration, eval_seconds), "OTHER x RATIO")``, or ``(None, "")`` with no basis.
+
+    >>> c = {("a", "erm"): (1.0, 5.0, None), ("a", "rc"): (3.0, 5.0, None),
+    ...      ("b", "erm"): (0.5, 4.0, None), ("b", "rc"): (2.0, 4.0, None), ("b", "n+rc"): (2.2, 4.0, None),
+    ...      ("c", "erm"): (1.5, 4.0, None), ("c", "rc"): (4.0, 4.0, None), ("c", "n+rc"): (4.4, 4.0, None)}
+    >>> scaled_cost(c, "b", "n+rc")[1], scaled_cost(c, "a", "n+rc"), scaled_cost(c, "a", "new")
+    ('', ((3.3000000000000003, 5.0), 'rc x 1.10'), (None, ''))
+    """
+    if (arch, method) in costs:
+        return (costs[(arch, method)][0], costs[(arch, method)][1]), ""
+    best: tuple[tuple[int, float], str, float] | None = None
+    for (a, other) in costs:
+        if a != arch or other == method:
+            continue
+        ratios = [costs[(b, method)][0] / per_it for (b, m), (per_it, _, _) in costs.items()
+                  if m == other and b != arch and (b, method) in costs and per_it > 0]
+        if ratios:
+            ratio = statistics.median(ratios)
+            rank = (len(ratios), -abs(math.log(ratio)))
+            if best is None or rank > best[0]:
+                best = (rank, other, ratio)
+    if best is None:
+        return None, ""
+    _, other, ratio = best
+    per_it, eval_s, _ = costs[(arch, other)]
+    return (per_it * ratio, eval_s), f"{other} x {ratio:.2f}"
 
 
 def makespan(seconds: list[float], workers: int) -> float:
@@ -100,9 +146,9 @@ def describe(pending: list[Any], finished: list[Any], out: Path, iters: int, dev
         start, state = resume_at(j), "resumes"
         if not start and extend_at is not None:
             start, state = extend_at(j), "extends"
-        cost = costs.get((j.arch, j.method))
+        cost, scaled = scaled_cost(costs, j.arch, j.method)
         seconds = None if cost is None else cost[0] * (iters - start) + cost[1]
-        rows.append(RunPlan(j.arch, j.method, j.seed, state if start else "to start", start, seconds))
+        rows.append(RunPlan(j.arch, j.method, j.seed, state if start else "to start", start, seconds, scaled))
     return rows
 
 
@@ -144,6 +190,8 @@ def format_plan(rows: list[RunPlan], out: Path, iters: int, workers: int, cores:
         where = (f"resumes at {r.start_iter:,}/{iters:,}" if r.state == "resumes"
                  else f"extends at {r.start_iter:,}/{iters:,}" if r.state == "extends" else "to start")
         cost = f"~{_duration(r.seconds)}" if r.seconds is not None else "no estimate"
+        if r.scaled_from:
+            cost += f" (as {r.scaled_from})"
         lines.append(f"  {f'{r.arch}/{r.method}/s{r.seed}':<{width}}  {where:<22} {cost}")
     known = [r.seconds for r in todo if r.seconds is not None]
     if known:
@@ -155,13 +203,17 @@ def format_plan(rows: list[RunPlan], out: Path, iters: int, workers: int, cores:
             jobs = [max(c) for u in units if (c := [cost[k] for k in ((j.arch, j.method, j.seed) for j in u) if k in cost])]
             grouped = (f" in {len(units)} unit(s), each as long as its dearest run (the runs of a unit train at once; "
                        "the times come from runs trained the same way only if the records say `group`)")
+        n_scaled = sum(bool(r.scaled_from) for r in todo)
+        scaled = (f"; the {n_scaled} marked (as METHOD x RATIO) scale another method's time on their arch by how "
+                  "the two compare on the archs that ran both" if n_scaled else "")
         lines.append(f"estimated: {_duration(sum(known))} of run time, about {_duration(makespan(jobs, slots))} "
                      f"with {workers} worker(s){on}{grouped}, from the times of finished runs of the same arch and "
-                     "method")
+                     f"method{scaled}")
     unknown = len(todo) - len(known)
     if unknown:
         lines.append(f"no estimate for {unknown} run(s): no finished run of their arch and method on this device "
-                     f"in {out} or beside it" + (" (not counted above)" if known else ""))
+                     f"in {out} or beside it, nor of their method on another arch to scale from"
+                     + (" (not counted above)" if known else ""))
     if not todo:
         lines.append("nothing left to run")
     return "\n".join(lines) + "\n"
