@@ -95,7 +95,7 @@ def scaled_cost(costs: dict[tuple[str, str], tuple[float, float, Path]], arch: s
         if a != arch or other == method:
             continue
         ratios = [costs[(b, method)][0] / per_it for (b, m), (per_it, _, _) in costs.items()
-                  if m == other and b != arch and (b, method) in costs and per_it > 0]
+                  if m == other and b != arch and (b, method) in costs and per_it > 0 and costs[(b, method)][0] > 0]
         if ratios:
             ratio = statistics.median(ratios)
             rank = (len(ratios), -abs(math.log(ratio)))
