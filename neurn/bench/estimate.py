@@ -199,8 +199,9 @@ def format_plan(rows: list[RunPlan], out: Path, iters: int, workers: int, cores:
         on = f" on {cores} core(s)" if cores else ""
         jobs, grouped = known, ""
         if units and any(len(u) > 1 for u in units):
-            cost = {(r.arch, r.method, r.seed): r.seconds for r in todo if r.seconds is not None}
-            jobs = [max(c) for u in units if (c := [cost[k] for k in ((j.arch, j.method, j.seed) for j in u) if k in cost])]
+            by_run = {(r.arch, r.method, r.seed): r.seconds for r in todo if r.seconds is not None}
+            jobs = [max(c) for u in units
+                    if (c := [by_run[k] for k in ((j.arch, j.method, j.seed) for j in u) if k in by_run])]
             grouped = (f" in {len(units)} unit(s), each as long as its dearest run (the runs of a unit train at once; "
                        "the times come from runs trained the same way only if the records say `group`)")
         n_scaled = sum(bool(r.scaled_from) for r in todo)

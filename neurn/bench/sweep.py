@@ -516,7 +516,7 @@ def run_sweep(archs: str | list[str], methods: str | list[str], seeds: str | lis
     device = resolve_device(device)  # --device cuda on a machine without CUDA: one line, before any output
     if amp and device != "cuda":
         raise InvalidArgument("--amp needs --device cuda (autocast is used on CUDA only)")
-    check_group(group, channels_last, amp)
+    check_group(group, False, amp)  # channels-last was checked above
     # An unwritable --out fails now, not when the first run finishes; a dry run creates nothing.
     out = Path(out) if dry_run else check_output_dir(out)
     if dry_run and out.exists() and not out.is_dir():
